@@ -1,0 +1,18 @@
+"""rllib_maddpg: MADDPG (Lowe et al. 2017) for Ray RLlib, in PyTorch.
+
+Importing the package registers the trainable "MADDPG" (YAML `run: MADDPG`,
+`tune.Tuner("MADDPG")`) and the envs `mpe/<scenario>` with Ray Tune.
+"""
+
+from ray.tune.registry import register_trainable
+
+from rllib_maddpg.maddpg import MADDPG, MADDPGConfig
+from rllib_maddpg.policy import MADDPGTorchPolicy
+from rllib_maddpg import envs  # noqa: F401  (registers the mpe/<scenario> envs)
+from rllib_maddpg.envs import register_pettingzoo_env
+
+__version__ = "0.1.0"
+
+register_trainable("MADDPG", MADDPG)
+
+__all__ = ["MADDPG", "MADDPGConfig", "MADDPGTorchPolicy", "register_pettingzoo_env"]

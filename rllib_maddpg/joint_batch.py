@@ -1,0 +1,208 @@
+"""The centralized-critic data path, in one place.
+
+MADDPG's critic Q_i(x, a_1..a_N) needs, for every env step, every agent's
+observation, action, reward, next observation and termination; the actors
+act on their own observations only. The data flows like this:
+
+1. Sampling (env runners). Each policy's `compute_actions` also returns
+   CRITIC_ACTION: its action as the critic sees it (a relaxed one-hot for
+   categorical actions, [-1, 1] for Box). RLlib then calls
+   `postprocess_trajectory` for each agent with the other agents' batches;
+   `attach_joint_columns` copies all agents' columns into each agent's batch,
+   after checking that rows line up (same episode, same step).
+2. Replay (driver). The per-policy batches now hold the same joint rows, so
+   `joint_rows` takes them once, from the first agent's batch, and they go
+   into one `JointReplayBuffer` row per env step.
+3. Learning (driver). For a minibatch, `attach_target_actions` computes
+   a'_j = mu'_j(o'_j) with every agent's *current* target actor (never at
+   sampling time, when the target actors were older). Each policy then
+   learns from the same minibatch.
+
+Batch schema. Agent k is the k-th agent of the env's `possible_agents`
+(the joint order, fixed for the whole run); every column has one row per
+env step:
+
+    joint_obs_{k}             o_k          float32 [obs_dim_k]
+    joint_actions_{k}         a_k          float32 [action_dim_k]  (critic's view)
+    joint_rewards_{k}         r_k          float32 []
+    joint_new_obs_{k}         o'_k         float32 [obs_dim_k]
+    joint_terminateds_{k}     d_k          float32 []   1.0 if the episode
+                                           terminated for k (a time-limit
+                                           truncation is 0.0: it bootstraps)
+    joint_target_actions_{k}  a'_k = mu'_k(o'_k)   torch, learn time only
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+CRITIC_ACTION = "critic_action"
+
+
+def obs_col(k: int) -> str:
+    return f"joint_obs_{k}"
+
+
+def actions_col(k: int) -> str:
+    return f"joint_actions_{k}"
+
+
+def rewards_col(k: int) -> str:
+    return f"joint_rewards_{k}"
+
+
+def new_obs_col(k: int) -> str:
+    return f"joint_new_obs_{k}"
+
+
+def terminateds_col(k: int) -> str:
+    return f"joint_terminateds_{k}"
+
+
+def target_actions_col(k: int) -> str:
+    return f"joint_target_actions_{k}"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent of the joint order, as every policy needs to know it.
+
+    Attributes:
+        agent_id: the env's agent id.
+        policy_id: the RLlib policy acting for this agent (one policy per agent).
+        obs_dim: size of the agent's (flattened, preprocessed) observation o_k.
+        action_dim: size of the agent's action as the critic sees it, a_k.
+        action_segments: for a Box the env marks as probability vectors (MPE's
+            continuous mode), the sizes of the vectors; None otherwise.
+    """
+
+    agent_id: object
+    policy_id: str
+    obs_dim: int
+    action_dim: int
+    action_segments: Optional[Tuple[int, ...]] = None
+
+
+def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ...], type]]:
+    """Column name -> (row shape, dtype) of the joint replay buffer."""
+    columns = {}
+    for k, agent in enumerate(agents):
+        columns[obs_col(k)] = ((agent.obs_dim,), np.float32)
+        columns[actions_col(k)] = ((agent.action_dim,), np.float32)
+        columns[rewards_col(k)] = ((), np.float32)
+        columns[new_obs_col(k)] = ((agent.obs_dim,), np.float32)
+        columns[terminateds_col(k)] = ((), np.float32)
+    return columns
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+
+
+def attach_joint_columns(
+    batch: SampleBatch,
+    other_agent_batches: Optional[Dict],
+    agents: Sequence[AgentSpec],
+    own_index: int,
+) -> SampleBatch:
+    """postprocess_trajectory's work: every agent's columns into agent `own_index`'s batch.
+
+    `other_agent_batches` maps agent id -> (policy id, policy, batch), as RLlib
+    passes it. It is None while RLlib initialises a policy on a dummy batch;
+    then the other agents' columns are filled with zeros of the right shape.
+    """
+    _check_finite(batch, agents[own_index].agent_id)
+    n = batch.count
+    for k, agent in enumerate(agents):
+        if k == own_index:
+            source = batch
+        elif other_agent_batches is None:
+            source = None
+        else:
+            if agent.agent_id not in other_agent_batches:
+                raise RuntimeError(
+                    f"agent {agent.agent_id!r} has no data in an episode where agent "
+                    f"{agents[own_index].agent_id!r} acted: MADDPG needs every agent "
+                    "to act at every step until the episode ends."
+                )
+            source = other_agent_batches[agent.agent_id][2]
+            _check_aligned(batch, source, agents[own_index].agent_id, agent.agent_id)
+        if source is None:
+            batch[obs_col(k)] = np.zeros((n, agent.obs_dim), np.float32)
+            batch[actions_col(k)] = np.zeros((n, agent.action_dim), np.float32)
+            batch[rewards_col(k)] = np.zeros(n, np.float32)
+            batch[new_obs_col(k)] = np.zeros((n, agent.obs_dim), np.float32)
+            batch[terminateds_col(k)] = np.zeros(n, np.float32)
+        else:
+            batch[obs_col(k)] = _flat(source[SampleBatch.OBS])
+            batch[actions_col(k)] = _flat(source[CRITIC_ACTION])
+            batch[rewards_col(k)] = np.asarray(source[SampleBatch.REWARDS], np.float32)
+            batch[new_obs_col(k)] = _flat(source[SampleBatch.NEXT_OBS])
+            batch[terminateds_col(k)] = np.asarray(source[SampleBatch.TERMINATEDS], np.float32)
+    return batch
+
+
+def _check_aligned(own: SampleBatch, other: SampleBatch, own_id, other_id) -> None:
+    """Rows of two agents' batches must be the same env steps, in the same order."""
+    if (
+        own.count != other.count
+        or not np.array_equal(own[SampleBatch.T], other[SampleBatch.T])
+        or not np.array_equal(own[SampleBatch.EPS_ID], other[SampleBatch.EPS_ID])
+    ):
+        raise RuntimeError(
+            f"the rows of agents {own_id!r} ({own.count} steps) and {other_id!r} "
+            f"({other.count} steps) are not the same env steps: MADDPG needs every "
+            "agent to act at every step until the episode ends (keep done agents in "
+            "the episode, e.g. with zero reward, until all are done)."
+        )
+
+
+def _check_finite(batch: SampleBatch, agent_id) -> None:
+    for column in (SampleBatch.OBS, SampleBatch.REWARDS):
+        values = np.asarray(batch[column], dtype=np.float64)
+        if not np.isfinite(values).all():
+            bad_row = int(np.argwhere(~np.isfinite(values.reshape(len(values), -1)))[0, 0])
+            raise ValueError(
+                f"agent {agent_id!r} got a non-finite {column} (NaN or inf) at step "
+                f"t={int(batch[SampleBatch.T][bad_row])} of an episode: fix the env's "
+                "dynamics/reward or clip its outputs before they reach MADDPG."
+            )
+
+
+def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str, np.ndarray]:
+    """The joint replay rows of a sampled MultiAgentBatch, one per env step.
+
+    Every agent's postprocessed batch carries the same joint columns; take
+    them from the first agent's batch.
+    """
+    first = batch.policy_batches[agents[0].policy_id]
+    for agent in agents[1:]:
+        other = batch.policy_batches[agent.policy_id]
+        if other.count != first.count:
+            raise RuntimeError(
+                f"policies {agents[0].policy_id!r} and {agent.policy_id!r} sampled "
+                f"{first.count} and {other.count} steps: MADDPG needs every agent to act "
+                "at every step."
+            )
+    return {name: first[name] for name in replay_columns(agents)}
+
+
+def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence) -> None:
+    """Adds a'_k = mu'_k(o'_k) for every agent k, from the current target actors.
+
+    `policies[k]` acts for agent k. Called at learn time, so the targets come
+    from the target networks as they are now, not as they were when the
+    transition was sampled.
+    """
+    with torch.no_grad():
+        for k, policy in enumerate(policies):
+            batch[target_actions_col(k)] = policy.target_actions(batch[new_obs_col(k)])
+
+
+def gather(batch: Dict[str, torch.Tensor], column, indices: List[int]) -> List[torch.Tensor]:
+    """[batch[column(k)] for k in indices]: one column of several agents, in joint order."""
+    return [batch[column(k)] for k in indices]

@@ -1,0 +1,129 @@
+"""The MADDPG math: pure tensor functions, one per equation.
+
+Lowe et al. 2017, "Multi-Agent Actor-Critic for Mixed Cooperative-Competitive
+Environments", section 4.1 and Algorithm 1. Agent i has a deterministic actor
+mu_i(o_i) with parameters theta_i and a centralized critic Q_i(x, a_1..a_N),
+where x = (o_1..o_N) is every agent's observation.
+
+Nothing here knows about RLlib, replay or agents' names: the policy passes
+tensors in and applies the gradients. Shapes: B is the minibatch size.
+"""
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+
+def critic_target(
+    rewards_i: torch.Tensor,
+    terminateds_i: torch.Tensor,
+    target_q_tp1: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """TD target of agent i's critic (paper eq. 6).
+
+        y_i = r_i + gamma * (1 - terminated) * Q'_i(x', a'_1..a'_N),
+        a'_j = mu'_j(o'_j)
+
+    `target_q_tp1` is Q'_i evaluated by the target critic on the next joint
+    observation and the target actors' actions. Only a true termination stops
+    bootstrapping; an episode cut by a time limit (truncation) still
+    bootstraps, because the state after it has a value.
+
+    Args:
+        rewards_i: r_i, shape [B].
+        terminateds_i: 1.0 where the episode terminated at t+1, shape [B].
+        target_q_tp1: Q'_i(x', a'), shape [B].
+        gamma: discount factor gamma.
+
+    Returns:
+        y_i, shape [B], with no gradient.
+    """
+    return (rewards_i + gamma * (1.0 - terminateds_i) * target_q_tp1).detach()
+
+
+def critic_loss(q_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Critic loss of agent i (paper eq. 6).
+
+        L(theta_i) = E_{x,a,r,x' ~ D} [ (Q_i(x, a_1..a_N) - y_i)^2 ]
+
+    Args:
+        q_t: Q_i(x, a_1..a_N) for the replayed actions, shape [B].
+        y: the TD target from `critic_target`, shape [B].
+    """
+    return F.mse_loss(q_t, y)
+
+
+def actor_loss(
+    q_at_policy_action: torch.Tensor,
+    actor_pre_activation: torch.Tensor,
+    regularization: float,
+) -> torch.Tensor:
+    """Actor loss of agent i (paper eq. 5), minimised by gradient descent.
+
+        grad_theta_i J = E_{x,a ~ D} [ grad_theta_i mu_i(o_i)
+                                        grad_a_i Q_i(x, a_1..a_N) |a_i = mu_i(o_i) ]
+
+    which is the gradient of -E[Q_i(x, a_1.., mu_i(o_i), ..a_N)] when only
+    a_i is replaced by the current policy's action (the other agents' actions
+    come from the replay buffer). As in the original code, a small penalty on
+    the actor's pre-activation output (the logits, or the values before tanh)
+    keeps them from growing without bound:
+
+        loss = -mean(Q_i) + regularization * mean(pre_activation^2)
+
+    Args:
+        q_at_policy_action: Q_i(x, a_1.., mu_i(o_i), ..a_N), shape [B].
+        actor_pre_activation: mu_i's output before squashing, shape [B, A].
+        regularization: the penalty's weight (original code: 1e-3).
+    """
+    return -q_at_policy_action.mean() + regularization * actor_pre_activation.pow(2).mean()
+
+
+@torch.no_grad()
+def soft_update(
+    target_params: Iterable[torch.Tensor], params: Iterable[torch.Tensor], tau: float
+) -> None:
+    """Polyak averaging of target networks (paper Algorithm 1, last line).
+
+        theta'_i <- tau * theta_i + (1 - tau) * theta'_i
+    """
+    target_params = list(target_params)
+    params = list(params)
+    torch._foreach_mul_(target_params, 1.0 - tau)
+    torch._foreach_add_(target_params, params, alpha=tau)
+
+
+def gumbel_softmax(
+    logits: torch.Tensor, temperature: float, hard: bool, noise: bool = True
+) -> torch.Tensor:
+    """Gumbel-Softmax sample over the last dimension (paper section 4.1, footnote).
+
+    Discrete (and MPE's probability-vector) actions are not differentiable,
+    so, as in the paper and its code, the actor outputs logits l and the
+    action is the relaxed one-hot sample
+
+        a = softmax((l + g) / temperature),  g = -log(-log(u)),  u ~ U(0, 1)
+
+    whose gradient w.r.t. l exists. With `hard`, the forward value is the
+    one-hot of argmax(a) and the gradient is that of the soft sample
+    (straight-through estimator). With `noise=False`, g = 0.
+
+    Args:
+        logits: shape [..., n].
+        temperature: the relaxation temperature (original code: 1.0).
+        hard: return one-hot values with straight-through gradients.
+        noise: add Gumbel noise (False gives the noise-free softmax).
+    """
+    if noise:
+        u = torch.rand_like(logits)
+        # Clamp so that log(u) and log(-log(u)) stay finite.
+        u = u.clamp_(1e-10, 1.0 - 1e-7)
+        logits = logits - torch.log(-torch.log(u))
+    soft = torch.softmax(logits / temperature, dim=-1)
+    if not hard:
+        return soft
+    index = soft.argmax(dim=-1, keepdim=True)
+    one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+    return one_hot - soft.detach() + soft

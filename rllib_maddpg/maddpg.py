@@ -1,0 +1,504 @@
+"""MADDPG for RLlib: MADDPGConfig and the MADDPG Algorithm.
+
+Lowe, Wu, Tamar, Harb, Abbeel, Mordatch (2017), "Multi-Agent Actor-Critic for
+Mixed Cooperative-Competitive Environments" (NeurIPS); original code:
+https://github.com/openai/maddpg. One training step here is Algorithm 1's
+outer loop: sample env steps with the decentralized actors, store the joint
+transitions in the replay buffer D, and, once D is warm, run one update per
+agent every `env_steps_per_update` env steps on a minibatch from D.
+
+Runs on RLlib's old API stack (RolloutWorker + TorchPolicyV2); the config
+switches it on itself.
+"""
+
+import difflib
+import logging
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.env.env_context import EnvContext
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.models.catalog import ModelCatalog
+from ray.rllib.policy.policy import PolicySpec
+from ray.rllib.policy.sample_batch import DEFAULT_POLICY_ID
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    LEARN_ON_BATCH_TIMER,
+    NUM_AGENT_STEPS_SAMPLED,
+    NUM_AGENT_STEPS_TRAINED,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_TRAINED,
+    SAMPLE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+)
+from ray.tune.result import TRIAL_INFO
+
+from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.models import ACTIVATIONS, make_action_head
+from rllib_maddpg.policy import MADDPGTorchPolicy
+from rllib_maddpg.replay import JointReplayBuffer
+
+logger = logging.getLogger(__name__)
+
+# Counter of env steps sampled since the last update round (checkpointed).
+STEPS_SINCE_UPDATE = "maddpg_env_steps_since_update"
+NUM_UPDATE_ROUNDS = "maddpg_num_update_rounds"
+
+
+class MADDPGConfig(AlgorithmConfig):
+    """Configuration of MADDPG; defaults follow the paper and its code.
+
+    Example:
+        >>> from rllib_maddpg import MADDPGConfig
+        >>> config = (
+        ...     MADDPGConfig()
+        ...     .environment("mpe/simple_adversary")
+        ...     .training(actor_lr=1e-2, critic_lr=1e-2, tau=0.01)
+        ... )
+        >>> algo = config.build_algo()
+        >>> algo.train()
+
+    With no `multi_agent(policies=...)`, one policy per agent is built from
+    the env's spaces, named after the agent (`str(agent_id)`), in the env's
+    `possible_agents` order.
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or MADDPG)
+        # Old API stack: MADDPG is a TorchPolicyV2. Setting exploration_config
+        # first keeps RLlib from warning that it has none to restore; MADDPG's
+        # own exploration (Gaussian noise, Gumbel-Softmax) lives in the policy.
+        self.exploration_config = {"type": "StochasticSampling"}
+        self.api_stack(
+            enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False
+        )
+        self.framework_str = "torch"
+        # The policy returns env actions directly (no [-1, 1] unsquashing).
+        self.normalize_actions = False
+        self.clip_actions = False
+        self.rollout_fragment_length = 100
+        self.min_sample_timesteps_per_iteration = 2500
+
+        # Paper / original-code defaults.
+        self.actor_lr = 1e-2
+        self.critic_lr = 1e-2
+        self.gamma = 0.95
+        self.tau = 0.01
+        self.train_batch_size = 1024
+        self.num_steps_sampled_before_learning_starts = 1024 * 25
+        self.replay_buffer_config = {"capacity": int(1e6)}
+        self.env_steps_per_update = 100
+        self.actor_hiddens = [64, 64]
+        self.critic_hiddens = [64, 64]
+        self.actor_hidden_activation = "relu"
+        self.critic_hidden_activation = "relu"
+        self.grad_norm_clipping = 0.5
+        self.actor_regularization = 1e-3
+        self.use_local_critic = False
+        self.gumbel_softmax_temperature = 1.0
+        self.gumbel_softmax_hard = False
+        self.simplex_box_actions = True
+        self.exploration_noise_scale = 0.1
+        self.exploration_noise_final_scale = None
+        self.exploration_noise_anneal_timesteps = None
+        self.store_buffer_in_checkpoints = False
+
+        # Derived from the env by `validate()`: the joint agent order.
+        self._maddpg_agents = None
+
+    @override(AlgorithmConfig)
+    def training(
+        self,
+        *,
+        actor_lr: Optional[float] = NotProvided,
+        critic_lr: Optional[float] = NotProvided,
+        tau: Optional[float] = NotProvided,
+        num_steps_sampled_before_learning_starts: Optional[int] = NotProvided,
+        replay_buffer_config: Optional[Dict[str, Any]] = NotProvided,
+        env_steps_per_update: Optional[int] = NotProvided,
+        actor_hiddens: Optional[List[int]] = NotProvided,
+        critic_hiddens: Optional[List[int]] = NotProvided,
+        actor_hidden_activation: Optional[str] = NotProvided,
+        critic_hidden_activation: Optional[str] = NotProvided,
+        grad_norm_clipping: Optional[float] = NotProvided,
+        actor_regularization: Optional[float] = NotProvided,
+        use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
+        gumbel_softmax_temperature: Optional[float] = NotProvided,
+        gumbel_softmax_hard: Optional[bool] = NotProvided,
+        simplex_box_actions: Optional[bool] = NotProvided,
+        exploration_noise_scale: Optional[float] = NotProvided,
+        exploration_noise_final_scale: Optional[float] = NotProvided,
+        exploration_noise_anneal_timesteps: Optional[int] = NotProvided,
+        store_buffer_in_checkpoints: Optional[bool] = NotProvided,
+        **kwargs,
+    ) -> "MADDPGConfig":
+        """Sets MADDPG's training settings.
+
+        `gamma` (discount gamma, default 0.95) and `train_batch_size` (the
+        minibatch size S drawn from D per update, default 1024) are RLlib's
+        own keys and are set here too.
+
+        Args:
+            actor_lr: learning rate of each actor mu_i (Adam; paper: 1e-2).
+            critic_lr: learning rate of each critic Q_i (Adam; paper: 1e-2).
+            tau: target-network update rate tau in
+                theta' <- tau theta + (1 - tau) theta' (paper: 0.01). In (0, 1].
+            num_steps_sampled_before_learning_starts: env steps collected into
+                D before the first update (original code: 1024 * 25).
+            replay_buffer_config: {"capacity": size of the replay buffer D in env
+                steps (paper: 1e6)}.
+            env_steps_per_update: one update of every agent per this many env
+                steps (original code: 100).
+            actor_hiddens: hidden layer sizes of mu_i (paper: [64, 64]).
+            critic_hiddens: hidden layer sizes of Q_i (paper: [64, 64]).
+            actor_hidden_activation: activation of mu_i's hidden layers: one of
+                "relu" (paper), "tanh", "elu", "leaky_relu".
+            critic_hidden_activation: activation of Q_i's hidden layers (same choices).
+            grad_norm_clipping: max global gradient norm of each actor and critic
+                update, or None for no clipping (original code: 0.5).
+            actor_regularization: weight of the penalty mean(pre-activation^2)
+                on the actor's output in its loss (original code: 1e-3).
+            use_local_critic: True to give every policy a local critic
+                Q_i(o_i, a_i) (DDPG, the paper's baseline), or a list of policy
+                IDs that get one (e.g. one team DDPG, the other MADDPG).
+            gumbel_softmax_temperature: temperature of the Gumbel-Softmax
+                relaxation of categorical actions (original code: 1.0). > 0.
+            gumbel_softmax_hard: feed the critic one-hot samples with
+                straight-through gradients instead of the relaxed sample
+                (original code: False).
+            simplex_box_actions: read Box actions that the env marks as
+                probability vectors (MPE's continuous mode) with Gumbel-Softmax,
+                as the original code did. False: tanh + Gaussian noise.
+            exploration_noise_scale: std of the Gaussian noise added to Box
+                actions, in units of half the action range. >= 0.
+            exploration_noise_final_scale: anneal the noise std linearly to this
+                value over `exploration_noise_anneal_timesteps` env steps; None
+                keeps it constant.
+            exploration_noise_anneal_timesteps: env steps of the annealing. > 0
+                when `exploration_noise_final_scale` is set.
+            store_buffer_in_checkpoints: also save the replay buffer's contents in
+                checkpoints (large: up to capacity rows).
+
+        Returns:
+            This updated MADDPGConfig object.
+        """
+        super().training(**kwargs)
+        for key, value in dict(locals()).items():
+            if key not in ("self", "kwargs", "__class__") and value is not NotProvided:
+                setattr(self, key, value)
+        return self
+
+    # --- validation ---------------------------------------------------------
+
+    @override(AlgorithmConfig)
+    def update_from_dict(self, config_dict) -> "MADDPGConfig":
+        """As AlgorithmConfig's, but an unknown key is an error, not a new attribute."""
+        for key in config_dict:
+            self._check_known_key(key)
+        return super().update_from_dict(config_dict)
+
+    def _check_known_key(self, key: str) -> None:
+        special = {"multiagent", TRIAL_INFO, "_enable_new_api_stack", "__policy_id"}
+        translated = self._translate_special_keys(key, warn_deprecated=False)
+        if key in special or key.startswith("evaluation_") or hasattr(self, translated):
+            return
+        known = [k for k in vars(self) if not k.startswith("_")]
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"unknown MADDPG config key {key!r}.{hint} See MADDPGConfig.training() "
+            "for MADDPG's keys and AlgorithmConfig for RLlib's."
+        )
+
+    @override(AlgorithmConfig)
+    def validate(self) -> None:
+        if self.enable_rl_module_and_learner or self.enable_env_runner_and_connector_v2:
+            raise ValueError(
+                "MADDPG runs on RLlib's old API stack only: remove "
+                "enable_rl_module_and_learner / enable_env_runner_and_connector_v2 "
+                "from your config (MADDPGConfig sets them to False)."
+            )
+        if self.framework_str != "torch":
+            raise ValueError(
+                f"MADDPG is PyTorch only, got framework={self.framework_str!r}: "
+                "remove `framework` from your config."
+            )
+        super().validate()
+        self._validate_maddpg_keys()
+        if self.env is not None:
+            self._resolve_agents()
+
+    def _validate_maddpg_keys(self) -> None:
+        def check(ok: bool, key: str, rule: str) -> None:
+            if not ok:
+                raise ValueError(f"{key}={getattr(self, key)!r} is invalid: {rule}.")
+
+        def positive_int(key):
+            value = getattr(self, key)
+            check(isinstance(value, (int, np.integer)) and value > 0, key, "use an integer > 0")
+
+        for key in ("actor_lr", "critic_lr", "gumbel_softmax_temperature"):
+            check(isinstance(getattr(self, key), (int, float)) and getattr(self, key) > 0,
+                  key, "use a number > 0")
+        check(0.0 <= self.gamma <= 1.0, "gamma", "use a discount in [0, 1]")
+        check(0.0 < self.tau <= 1.0, "tau", "use a rate in (0, 1]")
+        positive_int("train_batch_size")
+        positive_int("env_steps_per_update")
+        check(isinstance(self.num_steps_sampled_before_learning_starts, (int, np.integer))
+              and self.num_steps_sampled_before_learning_starts >= 0,
+              "num_steps_sampled_before_learning_starts", "use an integer >= 0")
+        check(isinstance(self.replay_buffer_config, dict)
+              and set(self.replay_buffer_config) == {"capacity"}
+              and isinstance(self.replay_buffer_config["capacity"], (int, np.integer))
+              and self.replay_buffer_config["capacity"] >= self.train_batch_size,
+              "replay_buffer_config",
+              "give exactly {'capacity': N} with N an integer >= train_batch_size")
+        for key in ("actor_hiddens", "critic_hiddens"):
+            value = getattr(self, key)
+            check(isinstance(value, (list, tuple))
+                  and all(isinstance(w, (int, np.integer)) and w > 0 for w in value),
+                  key, "use a list of positive layer widths, e.g. [64, 64]")
+        for key in ("actor_hidden_activation", "critic_hidden_activation"):
+            check(getattr(self, key) in ACTIVATIONS, key, f"use one of {sorted(ACTIVATIONS)}")
+        check(self.grad_norm_clipping is None or self.grad_norm_clipping > 0,
+              "grad_norm_clipping", "use a number > 0, or None for no clipping")
+        check(self.actor_regularization >= 0, "actor_regularization", "use a number >= 0")
+        check(isinstance(self.use_local_critic, bool)
+              or (isinstance(self.use_local_critic, (list, tuple))
+                  and all(isinstance(p, str) for p in self.use_local_critic)),
+              "use_local_critic", "use True/False or a list of policy IDs")
+        for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints"):
+            check(isinstance(getattr(self, key), bool), key, "use True or False")
+        check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
+        if self.exploration_noise_final_scale is not None:
+            check(self.exploration_noise_final_scale >= 0,
+                  "exploration_noise_final_scale", "use a number >= 0, or None")
+            check(isinstance(self.exploration_noise_anneal_timesteps, (int, np.integer))
+                  and self.exploration_noise_anneal_timesteps > 0,
+                  "exploration_noise_anneal_timesteps",
+                  "set an integer > 0 when exploration_noise_final_scale is set")
+        # RLlib keys that MADDPG does not read: refuse them rather than ignore them.
+        defaults = AlgorithmConfig()
+        for key, instead in (("lr", "actor_lr / critic_lr"),
+                             ("grad_clip", "grad_norm_clipping")):
+            if getattr(self, key) != getattr(defaults, key):
+                raise ValueError(f"MADDPG does not read `{key}`: set {instead} instead.")
+
+    def _resolve_agents(self) -> None:
+        """Fills the joint agent order and one policy per agent from the env."""
+        env_key = (repr(self.env), repr(sorted(dict(self.env_config).items())))
+        if getattr(self, "_maddpg_env_key", None) != env_key or not self._maddpg_agents:
+            self._maddpg_probe = _probe_env(self)
+            self._maddpg_env_key = env_key
+        agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe
+
+        user_policies = set(self.policies) != {DEFAULT_POLICY_ID}
+        mapping = {}
+        for agent_id in agent_ids:
+            if user_policies and self.policy_mapping_fn is not AlgorithmConfig.DEFAULT_POLICY_MAPPING_FN:
+                mapping[agent_id] = self.policy_mapping_fn(agent_id, None, worker=None)
+            else:
+                mapping[agent_id] = str(agent_id)
+        if len(set(mapping.values())) != len(mapping):
+            raise ValueError(
+                f"MADDPG needs one policy per agent, but the policy mapping {mapping} "
+                "maps several agents to one policy: give each agent its own policy."
+            )
+        specs = {}
+        for agent_id, policy_id in mapping.items():
+            given = _as_policy_spec(self.policies.get(policy_id)) if user_policies else PolicySpec()
+            if user_policies and policy_id not in self.policies:
+                raise ValueError(
+                    f"agent {agent_id!r} maps to policy {policy_id!r}, which is not in "
+                    f"multi_agent(policies=...) {sorted(self.policies)}: add it, or leave "
+                    "`policies` unset to get one policy per agent."
+                )
+            specs[policy_id] = PolicySpec(
+                policy_class=given.policy_class or MADDPGTorchPolicy,
+                observation_space=given.observation_space or obs_spaces[agent_id],
+                action_space=given.action_space or act_spaces[agent_id],
+                config=given.config,
+            )
+        if user_policies and set(self.policies) - set(specs):
+            raise ValueError(
+                f"policies {sorted(set(self.policies) - set(specs))} act for no agent of "
+                f"the env (agents: {agent_ids}): remove them."
+            )
+        if isinstance(self.use_local_critic, (list, tuple)):
+            unknown = sorted(set(self.use_local_critic) - set(specs))
+            if unknown:
+                raise ValueError(
+                    f"use_local_critic names unknown policies {unknown}; the policies are "
+                    f"{sorted(specs)}."
+                )
+        self.policies = specs
+        self.policy_mapping_fn = AgentToPolicy(mapping)
+        self.policies_to_train = None
+        self._maddpg_agents = tuple(
+            jb.AgentSpec(
+                agent_id=agent_id,
+                policy_id=mapping[agent_id],
+                obs_dim=_flat_obs_dim(specs[mapping[agent_id]].observation_space, agent_id),
+                action_dim=make_action_head(
+                    specs[mapping[agent_id]].action_space, segments.get(agent_id), vars(self)
+                ).critic_dim,
+                action_segments=tuple(segments[agent_id]) if segments.get(agent_id) else None,
+            )
+            for agent_id in agent_ids
+        )
+
+
+class AgentToPolicy:
+    """policy_mapping_fn of MADDPG: a fixed agent -> policy table (picklable)."""
+
+    def __init__(self, mapping: Dict[Any, str]):
+        self.mapping = dict(mapping)
+
+    def __call__(self, agent_id, episode=None, worker=None, **kwargs) -> str:
+        return self.mapping[agent_id]
+
+
+def _as_policy_spec(spec) -> PolicySpec:
+    if isinstance(spec, PolicySpec):
+        return spec
+    if isinstance(spec, dict):  # PolicySpec.get_state(), as AlgorithmConfig.to_dict writes it
+        return PolicySpec.from_state(spec)
+    if isinstance(spec, (list, tuple)):
+        return PolicySpec(*spec)
+    return PolicySpec()
+
+
+def _flat_obs_dim(space: gym.Space, agent_id) -> int:
+    if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)) or not isinstance(
+        space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
+    ):
+        raise ValueError(
+            f"agent {agent_id!r} has the observation space {space}, which MADDPG does not "
+            "support: use Box, Discrete or MultiDiscrete observations (flatten Dict/Tuple "
+            "spaces in an env wrapper)."
+        )
+    return int(ModelCatalog.get_preprocessor_for_space(space).size)
+
+
+def _probe_env(config: AlgorithmConfig):
+    """Builds the env once to read its agents (in order), spaces and action hints."""
+    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    env = creator(EnvContext(config.env_config, worker_index=0, num_workers=0))
+    try:
+        if not isinstance(env, MultiAgentEnv):
+            raise ValueError(
+                f"MADDPG needs a multi-agent env, but {config.env!r} built a "
+                f"{type(env).__name__}: use an RLlib MultiAgentEnv, an `mpe/<scenario>` "
+                "env, or register a PettingZoo parallel env with "
+                "rllib_maddpg.envs.register_pettingzoo_env."
+            )
+        agent_ids = list(env.possible_agents)
+        if not agent_ids:
+            raise ValueError(
+                f"the env {config.env!r} lists no `possible_agents`: set "
+                "self.possible_agents in its constructor (the joint agent order)."
+            )
+        obs_spaces = {a: env.get_observation_space(a) for a in agent_ids}
+        act_spaces = {a: env.get_action_space(a) for a in agent_ids}
+        segments = dict(getattr(env, "action_simplex_segments", None) or {})
+    finally:
+        env.close()
+    return agent_ids, obs_spaces, act_spaces, segments
+
+
+class MADDPG(Algorithm):
+    """MADDPG (Lowe et al. 2017): decentralized actors, centralized critics.
+
+    Each `training_step` samples env steps with every agent's actor, stores
+    them once in the joint replay buffer, and runs one update per agent per
+    `env_steps_per_update` env steps once `num_steps_sampled_before_learning_starts`
+    steps are stored. An update computes the target actions a'_j = mu'_j(o'_j)
+    of every agent from its current target actor, then updates each agent's
+    critic, actor and targets on the same joint minibatch.
+    """
+
+    @classmethod
+    @override(Algorithm)
+    def get_default_config(cls) -> MADDPGConfig:
+        return MADDPGConfig()
+
+    @classmethod
+    @override(Algorithm)
+    def get_default_policy_class(cls, config):
+        return MADDPGTorchPolicy
+
+    @override(Algorithm)
+    def setup(self, config: MADDPGConfig) -> None:
+        self.agents: Sequence[jb.AgentSpec] = config._maddpg_agents
+        super().setup(config)
+
+    @override(Algorithm)
+    def _create_local_replay_buffer_if_necessary(self, config) -> JointReplayBuffer:
+        # Called by Algorithm.setup: D is MADDPG's joint buffer, not RLlib's.
+        return JointReplayBuffer(
+            config.replay_buffer_config["capacity"],
+            jb.replay_columns(self.agents),
+            seed=config.seed,
+        )
+
+    def agent_policies(self) -> List[MADDPGTorchPolicy]:
+        """The policies in joint agent order: element k acts for agent k."""
+        return [self.get_policy(agent.policy_id) for agent in self.agents]
+
+    @override(Algorithm)
+    def training_step(self) -> Dict:
+        cfg = self.config
+        # 1. Sample with the decentralized actors; postprocessing attached the
+        #    joint columns to every policy's batch.
+        with self._timers[SAMPLE_TIMER]:
+            batch = synchronous_parallel_sample(worker_set=self.env_runner_group, concat=True)
+        if not batch:
+            return {}
+        batch = batch.as_multi_agent()
+        env_steps = batch.env_steps()
+        self._counters[NUM_ENV_STEPS_SAMPLED] += env_steps
+        self._counters[NUM_AGENT_STEPS_SAMPLED] += batch.agent_steps()
+
+        # 2. Store each env step once, for all agents.
+        self.local_replay_buffer.add(jb.joint_rows(batch, self.agents))
+
+        # 3. One update per agent every `env_steps_per_update` env steps.
+        results = {}
+        if len(self.local_replay_buffer) >= max(
+            cfg.num_steps_sampled_before_learning_starts, cfg.train_batch_size
+        ):
+            self._counters[STEPS_SINCE_UPDATE] += env_steps
+            with self._timers[LEARN_ON_BATCH_TIMER]:
+                while self._counters[STEPS_SINCE_UPDATE] >= cfg.env_steps_per_update:
+                    self._counters[STEPS_SINCE_UPDATE] -= cfg.env_steps_per_update
+                    results = self.update()
+
+        # 4. Send the new actor weights (and the env step count that anneals
+        #    exploration noise) to the env runners.
+        with self._timers[SYNCH_WORKER_WEIGHTS_TIMER]:
+            self.env_runner_group.sync_weights(
+                global_vars={"timestep": self._counters[NUM_ENV_STEPS_SAMPLED]}
+            )
+        return results
+
+    def update(self) -> Dict[str, Dict]:
+        """One MADDPG update of every agent on one joint minibatch from D."""
+        size = self.config.train_batch_size
+        rows = self.local_replay_buffer.sample(size)
+        batch = {name: torch.from_numpy(column) for name, column in rows.items()}
+        policies = self.agent_policies()
+        jb.attach_target_actions(batch, policies)
+        results = {
+            agent.policy_id: policy.learn_on_batch(batch)
+            for agent, policy in zip(self.agents, policies)
+        }
+        self._counters[NUM_UPDATE_ROUNDS] += 1
+        self._counters[NUM_ENV_STEPS_TRAINED] += size
+        self._counters[NUM_AGENT_STEPS_TRAINED] += size * len(policies)
+        return results

@@ -1,0 +1,197 @@
+"""MADDPGTorchPolicy: one agent's actor, critic and optimizers, wired to RLlib.
+
+The math is in `losses.py`, the networks in `models.py`, the joint data in
+`joint_batch.py`; this class connects them to RLlib's old-stack Policy API:
+
+- `compute_actions_from_input_dict`: decentralized execution, a_i from o_i
+  only, plus the action as the critic sees it (CRITIC_ACTION);
+- `postprocess_trajectory`: attaches every agent's columns (joint_batch);
+- `learn_on_batch`: one MADDPG update of agent i on a joint minibatch that
+  already carries the target actions a'_j.
+"""
+
+from typing import Dict, List, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ray.rllib.policy.sample_batch import SampleBatch
+from ray.rllib.policy.torch_policy_v2 import TorchPolicyV2
+from ray.rllib.utils.annotations import override
+
+from rllib_maddpg import joint_batch as jb
+from rllib_maddpg import losses
+from rllib_maddpg.models import MADDPGModel, make_action_head
+
+
+class MADDPGTorchPolicy(TorchPolicyV2):
+    """Agent i of MADDPG (Lowe et al. 2017, Algorithm 1), in PyTorch.
+
+    The policy's config carries the joint agent order (`_maddpg_agents`, a
+    list of `joint_batch.AgentSpec`) and its own policy id; from them it
+    knows its agent index i and the sizes of the critic's inputs.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Dict):
+        # Small MLPs on few cores: more than one torch thread per process
+        # made updates up to 100x slower here (threads fight over 2 cores).
+        torch.set_num_threads(1)
+        self.agents: List[jb.AgentSpec] = list(config["_maddpg_agents"])
+        policy_id = config["__policy_id"]
+        self.agent_index = next(
+            k for k, agent in enumerate(self.agents) if agent.policy_id == policy_id
+        )
+        use_local = config["use_local_critic"]
+        self.use_local_critic = (
+            bool(use_local) if isinstance(use_local, bool) else policy_id in use_local
+        )
+        # The agents whose observations and actions the critic sees.
+        self.critic_agents = (
+            [self.agent_index] if self.use_local_critic else list(range(len(self.agents)))
+        )
+        me = self.agents[self.agent_index]
+        self.action_head = make_action_head(action_space, me.action_segments, config)
+
+        super().__init__(observation_space, action_space, config)
+
+        # MADDPG never reads previous actions/rewards: do not collect them.
+        for key in (SampleBatch.PREV_ACTIONS, SampleBatch.PREV_REWARDS):
+            self.view_requirements.pop(key, None)
+        self._initialize_loss_from_dummy_batch()
+
+    # --- networks and optimizers -------------------------------------------
+
+    @override(TorchPolicyV2)
+    def make_model(self) -> MADDPGModel:
+        me = self.agents[self.agent_index]
+        critic_in_dim = sum(
+            self.agents[k].obs_dim + self.agents[k].action_dim for k in self.critic_agents
+        )
+        return MADDPGModel(
+            self.observation_space,
+            self.action_space,
+            self.action_head.out_dim,
+            self.config["model"],
+            "maddpg_model",
+            obs_dim=me.obs_dim,
+            critic_in_dim=critic_in_dim,
+            actor_hiddens=self.config["actor_hiddens"],
+            actor_activation=self.config["actor_hidden_activation"],
+            critic_hiddens=self.config["critic_hiddens"],
+            critic_activation=self.config["critic_hidden_activation"],
+        )
+
+    @override(TorchPolicyV2)
+    def optimizer(self) -> List[torch.optim.Optimizer]:
+        return [
+            torch.optim.Adam(self.model.actor.parameters(), lr=self.config["actor_lr"]),
+            torch.optim.Adam(self.model.critic.parameters(), lr=self.config["critic_lr"]),
+        ]
+
+    # --- acting (decentralized execution) ------------------------------------
+
+    def exploration_noise_scale(self, timestep: int) -> float:
+        """Gaussian noise scale for Box actions, annealed linearly over env steps."""
+        start = self.config["exploration_noise_scale"]
+        final = self.config["exploration_noise_final_scale"]
+        if final is None:
+            return start
+        fraction = min(1.0, timestep / self.config["exploration_noise_anneal_timesteps"])
+        return start + fraction * (final - start)
+
+    @override(TorchPolicyV2)
+    def compute_actions_from_input_dict(
+        self, input_dict, explore: Optional[bool] = None, timestep: Optional[int] = None, **kwargs
+    ):
+        explore = self.config["explore"] if explore is None else explore
+        timestep = self.global_timestep if timestep is None else timestep
+        obs = torch.as_tensor(np.asarray(input_dict[SampleBatch.OBS]), dtype=torch.float32)
+        obs = obs.reshape(len(obs), -1)
+        with torch.no_grad():
+            out = self.model.actor(obs)
+            critic_action = self.action_head.sample(
+                out, explore, self.exploration_noise_scale(timestep)
+            ).numpy()
+        self.global_timestep += len(obs)
+        return self.action_head.to_env(critic_action), [], {jb.CRITIC_ACTION: critic_action}
+
+    def target_actions(self, new_obs: torch.Tensor) -> torch.Tensor:
+        """a'_i = mu'_i(o'_i), as the critic sees it (called at learn time)."""
+        return self.action_head.target_action(self.model.target_actor(new_obs))
+
+    # --- the centralized critic's data ---------------------------------------
+
+    @override(TorchPolicyV2)
+    def postprocess_trajectory(self, sample_batch, other_agent_batches=None, episode=None):
+        return jb.attach_joint_columns(
+            sample_batch, other_agent_batches, self.agents, self.agent_index
+        )
+
+    # --- learning --------------------------------------------------------------
+
+    @override(TorchPolicyV2)
+    def learn_on_batch(self, batch: Dict[str, torch.Tensor]) -> Dict:
+        """One MADDPG update of agent i (Algorithm 1, inner loop) on a joint minibatch.
+
+        `batch` holds the joint columns as torch tensors, including the
+        target actions a'_j (see joint_batch.attach_target_actions).
+        """
+        i, seen = self.agent_index, self.critic_agents
+        model, cfg = self.model, self.config
+        obs_n = jb.gather(batch, jb.obs_col, seen)
+        act_n = jb.gather(batch, jb.actions_col, seen)
+
+        # Critic: regress Q_i(x, a) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a').
+        with torch.no_grad():
+            target_q_tp1 = model.q(
+                model.target_critic,
+                jb.gather(batch, jb.new_obs_col, seen),
+                jb.gather(batch, jb.target_actions_col, seen),
+            )
+        y = losses.critic_target(
+            batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], target_q_tp1, cfg["gamma"]
+        )
+        q_t = model.q(model.critic, obs_n, act_n)
+        critic_loss = losses.critic_loss(q_t, y)
+        critic_grad_norm = self._step(self._optimizers[1], critic_loss, model.critic)
+
+        # Actor: replace a_i by mu_i(o_i), keep the other agents' replayed actions.
+        # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
+        pre_activation = model.actor(batch[jb.obs_col(i)])
+        act_n = list(act_n)
+        act_n[seen.index(i)] = self.action_head.policy_action(pre_activation)
+        model.critic.requires_grad_(False)
+        q_pi = model.q(model.critic, obs_n, act_n)
+        model.critic.requires_grad_(True)
+        actor_loss = losses.actor_loss(q_pi, pre_activation, cfg["actor_regularization"])
+        actor_grad_norm = self._step(self._optimizers[0], actor_loss, model.actor)
+
+        # Targets: theta' <- tau theta + (1 - tau) theta'.
+        losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), cfg["tau"])
+        losses.soft_update(model.target_actor.parameters(), model.actor.parameters(), cfg["tau"])
+
+        self.num_grad_updates += 1
+        return {
+            "learner_stats": {
+                "critic_loss": critic_loss.item(),
+                "actor_loss": actor_loss.item(),
+                "q_mean": q_t.mean().item(),
+                "target_y_mean": y.mean().item(),
+                "critic_grad_norm": critic_grad_norm,
+                "actor_grad_norm": actor_grad_norm,
+            }
+        }
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, net) -> float:
+        """Backward, clip the gradient norm of `net`, step `optimizer`; returns the norm."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config["grad_norm_clipping"]
+        params = [p for p in net.parameters() if p.grad is not None]
+        if clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        optimizer.step()
+        return float(norm)

@@ -4,6 +4,8 @@ Importing the package registers the trainable "MADDPG" (YAML `run: MADDPG`,
 `tune.Tuner("MADDPG")`) and the envs `mpe/<scenario>` with Ray Tune.
 """
 
+import logging
+
 from ray.tune.registry import register_trainable
 
 from rllib_maddpg.maddpg import MADDPG, MADDPGConfig
@@ -14,5 +16,14 @@ from rllib_maddpg.envs import register_pettingzoo_env
 __version__ = "0.1.0"
 
 register_trainable("MADDPG", MADDPG)
+
+
+def _not_about_our_policy(record: logging.LogRecord) -> bool:
+    # RLlib warns at every checkpoint that a policy class outside its own
+    # registry has no "durable name"; ours is stored by reference and restores fine.
+    return not ("durable policy name" in record.getMessage() and "MADDPGTorchPolicy" in record.getMessage())
+
+
+logging.getLogger("ray.rllib.policy.policy").addFilter(_not_about_our_policy)
 
 __all__ = ["MADDPG", "MADDPGConfig", "MADDPGTorchPolicy", "register_pettingzoo_env"]

@@ -109,8 +109,10 @@ class MADDPGConfig(AlgorithmConfig):
         self.exploration_noise_anneal_timesteps = None
         self.store_buffer_in_checkpoints = False
 
-        # Derived from the env by `validate()`: the joint agent order.
+        # Derived from the env by `validate()`: the joint agent order, and what
+        # the env said about its agents (cached: building an env can be slow).
         self._maddpg_agents = None
+        self._maddpg_probe = None
 
     @override(AlgorithmConfig)
     def training(
@@ -204,7 +206,8 @@ class MADDPGConfig(AlgorithmConfig):
         return super().update_from_dict(config_dict)
 
     def _check_known_key(self, key: str) -> None:
-        special = {"multiagent", TRIAL_INFO, "_enable_new_api_stack", "__policy_id"}
+        # Keys RLlib itself puts in config dicts (Tune, checkpoints, policy configs).
+        special = {"multiagent", "class", TRIAL_INFO, "_enable_new_api_stack", "__policy_id"}
         translated = self._translate_special_keys(key, warn_deprecated=False)
         if key in special or key.startswith("evaluation_") or hasattr(self, translated):
             return
@@ -293,10 +296,9 @@ class MADDPGConfig(AlgorithmConfig):
     def _resolve_agents(self) -> None:
         """Fills the joint agent order and one policy per agent from the env."""
         env_key = (repr(self.env), repr(sorted(dict(self.env_config).items())))
-        if getattr(self, "_maddpg_env_key", None) != env_key or not self._maddpg_agents:
-            self._maddpg_probe = _probe_env(self)
-            self._maddpg_env_key = env_key
-        agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe
+        if self._maddpg_probe is None or self._maddpg_probe[0] != env_key:
+            self._maddpg_probe = (env_key, _probe_env(self))
+        agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe[1]
 
         user_policies = set(self.policies) != {DEFAULT_POLICY_ID}
         mapping = {}

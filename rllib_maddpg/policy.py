@@ -137,12 +137,15 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         `batch` holds the joint columns as torch tensors, including the
         target actions a'_j (see joint_batch.attach_target_actions).
         """
-        i, seen = self.agent_index, self.critic_agents
-        model, cfg = self.model, self.config
-        obs_n = jb.gather(batch, jb.obs_col, seen)
-        act_n = jb.gather(batch, jb.actions_col, seen)
+        stats = self.update_critic(batch)
+        stats.update(self.update_actor(batch))
+        self.update_targets()
+        self.num_grad_updates += 1
+        return {"learner_stats": stats}
 
-        # Critic: regress Q_i(x, a) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a').
+    def update_critic(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)."""
+        i, seen, model = self.agent_index, self.critic_agents, self.model
         with torch.no_grad():
             target_q_tp1 = model.q(
                 model.target_critic,
@@ -150,38 +153,39 @@ class MADDPGTorchPolicy(TorchPolicyV2):
                 jb.gather(batch, jb.target_actions_col, seen),
             )
         y = losses.critic_target(
-            batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], target_q_tp1, cfg["gamma"]
+            batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], target_q_tp1,
+            self.config["gamma"],
         )
-        q_t = model.q(model.critic, obs_n, act_n)
-        critic_loss = losses.critic_loss(q_t, y)
-        critic_grad_norm = self._step(self._optimizers[1], critic_loss, model.critic)
-
-        # Actor: replace a_i by mu_i(o_i), keep the other agents' replayed actions.
-        # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
-        pre_activation = model.actor(batch[jb.obs_col(i)])
-        act_n = list(act_n)
-        act_n[seen.index(i)] = self.action_head.policy_action(pre_activation)
-        model.critic.requires_grad_(False)
-        q_pi = model.q(model.critic, obs_n, act_n)
-        model.critic.requires_grad_(True)
-        actor_loss = losses.actor_loss(q_pi, pre_activation, cfg["actor_regularization"])
-        actor_grad_norm = self._step(self._optimizers[0], actor_loss, model.actor)
-
-        # Targets: theta' <- tau theta + (1 - tau) theta'.
-        losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), cfg["tau"])
-        losses.soft_update(model.target_actor.parameters(), model.actor.parameters(), cfg["tau"])
-
-        self.num_grad_updates += 1
+        q_t = model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
+                      jb.gather(batch, jb.actions_col, seen))
+        loss = losses.critic_loss(q_t, y)
+        grad_norm = self._step(self._optimizers[1], loss, model.critic)
         return {
-            "learner_stats": {
-                "critic_loss": critic_loss.item(),
-                "actor_loss": actor_loss.item(),
-                "q_mean": q_t.mean().item(),
-                "target_y_mean": y.mean().item(),
-                "critic_grad_norm": critic_grad_norm,
-                "actor_grad_norm": actor_grad_norm,
-            }
+            "critic_loss": loss.item(),
+            "q_mean": q_t.mean().item(),
+            "target_y_mean": y.mean().item(),
+            "critic_grad_norm": grad_norm,
         }
+
+    def update_actor(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D."""
+        i, seen, model = self.agent_index, self.critic_agents, self.model
+        pre_activation = model.actor(batch[jb.obs_col(i)])
+        act_n = jb.gather(batch, jb.actions_col, seen)
+        act_n[seen.index(i)] = self.action_head.policy_action(pre_activation)
+        # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
+        model.critic.requires_grad_(False)
+        q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), act_n)
+        model.critic.requires_grad_(True)
+        loss = losses.actor_loss(q_pi, pre_activation, self.config["actor_regularization"])
+        grad_norm = self._step(self._optimizers[0], loss, model.actor)
+        return {"actor_loss": loss.item(), "actor_grad_norm": grad_norm}
+
+    def update_targets(self) -> None:
+        """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actor and the critic."""
+        model, tau = self.model, self.config["tau"]
+        losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), tau)
+        losses.soft_update(model.target_actor.parameters(), model.actor.parameters(), tau)
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, net) -> float:
         """Backward, clip the gradient norm of `net`, step `optimizer`; returns the norm."""

@@ -1,0 +1,150 @@
+"""The nine MPE scenarios of the MADDPG paper, registered as ``mpe/<name>``.
+
+Why this module exists: MPE (from the ``mpe2`` package) encodes actions in
+two ways that a generic wrapper cannot guess, so we read the scenario's world
+(``agent.movable``, ``agent.silent``, ``world.dim_c``) and tell the wrapper:
+
+* continuous mode (our default, as in the original MADDPG): each action is a
+  ``Box(0, 1)`` made of probability vectors, ``[no-op, left, right, down, up]``
+  for movable agents followed by ``dim_c`` communication entries for speaking
+  agents. The policy should output one simplex per segment (the original code
+  used Gumbel-Softmax), so we publish the segment sizes in
+  ``env.action_simplex_segments``.
+* discrete mode: mpe2 packs move and say of a movable speaking agent into one
+  ``Discrete(5 * dim_c)`` decoded as ``move = a % 5, say = a // 5``. We expose
+  it as ``MultiDiscrete([5, dim_c])`` (one head each) and re-pack it.
+
+Usage: ``config.environment("mpe/simple_spread", env_config={"N": 3})`` once
+``rllib_maddpg.envs`` is imported, or ``make_mpe_env("simple_spread", {...})``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from types import ModuleType
+from typing import Any, Mapping
+
+from ray.tune.registry import register_env
+
+from rllib_maddpg.envs.pettingzoo_env import (
+    MultiDiscreteToDiscrete,
+    PettingZooMultiAgentEnv,
+)
+
+# name -> mpe2 module. Note simple_speaker_listener is v4, all others v3.
+_SCENARIO_MODULES = {
+    "simple": "mpe2.simple_v3",
+    "simple_adversary": "mpe2.simple_adversary_v3",
+    "simple_crypto": "mpe2.simple_crypto_v3",
+    "simple_push": "mpe2.simple_push_v3",
+    "simple_reference": "mpe2.simple_reference_v3",
+    "simple_speaker_listener": "mpe2.simple_speaker_listener_v4",
+    "simple_spread": "mpe2.simple_spread_v3",
+    "simple_tag": "mpe2.simple_tag_v3",
+    "simple_world_comm": "mpe2.simple_world_comm_v3",
+}
+MPE_SCENARIOS: tuple[str, ...] = tuple(_SCENARIO_MODULES)
+
+DEFAULT_MPE_KWARGS = {"continuous_actions": True, "max_cycles": 25}
+
+
+def make_mpe_env(
+    scenario: str, env_config: Mapping[str, Any] | None = None
+) -> PettingZooMultiAgentEnv:
+    """Build an MPE scenario as a ``PettingZooMultiAgentEnv``.
+
+    ``env_config`` holds keyword arguments of the scenario's ``parallel_env``
+    (e.g. ``N``, ``local_ratio``, ``max_cycles``, ``continuous_actions``); it may
+    be an RLlib ``EnvContext``, of which only the dict items are used.
+    """
+    module = _scenario_module(scenario)
+    kwargs = {**DEFAULT_MPE_KWARGS, **dict(env_config or {})}
+    _check_kwargs(scenario, module, kwargs)
+
+    par_env = module.parallel_env(**kwargs)
+    raw_env = par_env.unwrapped  # mpe2 SimpleEnv: has .world and .continuous_actions
+    if raw_env.continuous_actions:
+        return PettingZooMultiAgentEnv(
+            par_env, action_simplex_segments=_simplex_segments(raw_env.world)
+        )
+    return PettingZooMultiAgentEnv(
+        par_env, action_adapters=_move_say_adapters(par_env, raw_env.world)
+    )
+
+
+def register_mpe_envs() -> None:
+    """Register ``mpe/<scenario>`` for all of ``MPE_SCENARIOS`` (idempotent, cheap)."""
+    for scenario in MPE_SCENARIOS:
+        register_env(f"mpe/{scenario}", functools.partial(make_mpe_env, scenario))
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _scenario_module(scenario: str) -> ModuleType:
+    if scenario not in _SCENARIO_MODULES:
+        raise ValueError(
+            f"Unknown MPE scenario {scenario!r}. Valid scenarios: {list(MPE_SCENARIOS)}."
+        )
+    return importlib.import_module(_SCENARIO_MODULES[scenario])
+
+
+@functools.lru_cache(maxsize=None)
+def accepted_kwargs(scenario: str) -> tuple[str, ...] | None:
+    """Keyword arguments the scenario's ``parallel_env`` accepts (None = any).
+
+    mpe2's ``parallel_env`` is a ``**kwargs`` passthrough, so read the
+    signature of the scenario's ``raw_env.__init__`` instead.
+    """
+    params = inspect.signature(_scenario_module(scenario).raw_env.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return tuple(name for name in params if name != "self")
+
+
+def _check_kwargs(scenario: str, module: ModuleType, kwargs: Mapping) -> None:
+    accepted = accepted_kwargs(scenario)
+    if accepted is None:
+        return
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        raise ValueError(
+            f"env_config for MPE scenario {scenario!r} has unknown key(s) {unknown}. "
+            f"{module.__name__}.parallel_env accepts: {list(accepted)}. Remove or "
+            f"rename the unknown keys."
+        )
+
+
+def _simplex_segments(world) -> dict[str, list[int] | None]:
+    """Sizes of the probability vectors in each agent's continuous action."""
+    segments = {}
+    for agent in world.agents:
+        seg = []
+        if agent.movable:
+            seg.append(2 * world.dim_p + 1)  # [no-op, left, right, down, up]
+        if not agent.silent:
+            seg.append(world.dim_c)
+        segments[agent.name] = seg or None
+    return segments
+
+
+def _move_say_adapters(par_env, world) -> dict[str, MultiDiscreteToDiscrete]:
+    """MultiDiscrete([moves, dim_c]) adapters for movable speaking agents."""
+    n_moves = 2 * world.dim_p + 1
+    adapters = {}
+    for agent in world.agents:
+        if not (agent.movable and not agent.silent):
+            continue
+        adapter = MultiDiscreteToDiscrete([n_moves, world.dim_c])
+        env_n = par_env.action_space(agent.name).n
+        if env_n != n_moves * world.dim_c:  # mpe2 changed its encoding?
+            raise RuntimeError(
+                f"MPE agent {agent.name!r} has Discrete({env_n}) actions, expected "
+                f"{n_moves} moves x {world.dim_c} messages = {n_moves * world.dim_c}. "
+                f"The installed mpe2 encodes actions differently; update "
+                f"rllib_maddpg/envs/mpe.py to match it."
+            )
+        adapters[agent.name] = adapter
+    return adapters

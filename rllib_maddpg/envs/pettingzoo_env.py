@@ -1,0 +1,380 @@
+"""Run a PettingZoo ``ParallelEnv`` as an RLlib (old API stack) ``MultiAgentEnv``.
+
+Why not RLlib's own ``ParallelPettingZooEnv``?
+
+* It takes the agent list from a ``set``, so agent order is arbitrary. MADDPG's
+  centralised critics concatenate all agents' observations and actions, so the
+  order must be fixed and must be the env's own ``possible_agents`` order.
+* It does no validation. MADDPG silently learns garbage when an agent drops out
+  mid-episode, when an observation turns NaN, or when a space is a Dict/Tuple
+  the critic cannot concatenate. We check these and fail loudly, naming the
+  agent, the step and the fix.
+* MPE's discrete mode packs "move" and "say" into one ``Discrete`` and its
+  continuous mode expects probability vectors. ``action_adapters`` and
+  ``action_simplex_segments`` let ``rllib_maddpg.envs.mpe`` expose both
+  properly without special cases in this module.
+
+All per-step work is limited to what is needed (no ``space.contains`` calls);
+keep it that way, this wrapper sits in the sampling hot loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+from pettingzoo import AECEnv, ParallelEnv
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.tune.registry import register_env
+
+AgentID = str
+
+SUPPORTED_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
+
+_NOT_FINITE_FIX = {
+    "observation": "Check the env's dynamics/observation code for this agent, or "
+    "clip the observations (values beyond float32 range also become inf here).",
+    "reward": "Check the env's reward code for this agent, or clip the rewards.",
+}
+
+_LOCKSTEP_FIX = (
+    "MADDPG needs every agent to act every step; make agents stay until the "
+    "episode ends, e.g. keep them with zero reward/observation after they are done."
+)
+
+
+@runtime_checkable
+class ActionAdapter(Protocol):
+    """Maps the action space the wrapper exposes to the action the env takes.
+
+    ``space`` is what RLlib (and the policy) sees; ``to_env`` converts one
+    action from ``space`` into the underlying env's action space.
+    """
+
+    space: gym.Space
+
+    def to_env(self, action: Any) -> Any: ...
+
+
+class MultiDiscreteToDiscrete:
+    """Expose a flattened ``Discrete(prod(nvec))`` as ``MultiDiscrete(nvec)``.
+
+    The first component is the least significant digit, i.e. for
+    ``nvec = [5, 10]`` the env receives ``a[0] + 5 * a[1]``. This is how MPE
+    decodes its combined move+say action (``move = a % 5, say = a // 5``).
+    """
+
+    def __init__(self, nvec: Sequence[int]):
+        self.space = gym.spaces.MultiDiscrete(list(nvec))
+        self._strides = np.concatenate(([1], np.cumprod(nvec[:-1]))).astype(np.int64)
+
+    def to_env(self, action: Any) -> int:
+        return int(np.dot(np.asarray(action, dtype=np.int64), self._strides))
+
+    def __repr__(self) -> str:
+        return f"MultiDiscreteToDiscrete(nvec={self.space.nvec.tolist()})"
+
+
+class PettingZooMultiAgentEnv(MultiAgentEnv):
+    """A PettingZoo ``ParallelEnv`` seen by RLlib as a lockstep ``MultiAgentEnv``.
+
+    Args:
+        env: A PettingZoo ``ParallelEnv`` (not an AEC env).
+        action_adapters: Optional ``{agent: ActionAdapter}``; the adapter's
+            ``space`` replaces the env's action space for that agent and its
+            ``to_env`` converts each action before it reaches the env.
+        action_simplex_segments: Optional ``{agent: [n1, n2, ...] | None}``.
+            For a Box action that is really a concatenation of probability
+            vectors, the sizes of those vectors (each sums to 1). Missing
+            agents default to None.
+
+    Observations of Box spaces are returned as float32 arrays and the exposed
+    Box observation spaces are float32. ``agents`` always equals
+    ``possible_agents``: in lockstep every agent is active all episode long.
+    """
+
+    def __init__(
+        self,
+        env: ParallelEnv,
+        action_adapters: Mapping[AgentID, ActionAdapter] | None = None,
+        action_simplex_segments: Mapping[AgentID, Sequence[int] | None] | None = None,
+    ):
+        _check_is_parallel_env(env)
+        self.par_env = env
+        self.possible_agents = list(env.possible_agents)
+        self.agents = list(self.possible_agents)
+        self._agent_ids = set(self.possible_agents)  # old-stack get_agent_ids()
+        super().__init__()
+
+        action_adapters = dict(action_adapters or {})
+        _check_known_agents(action_adapters, self.possible_agents, "action_adapters")
+        self.action_adapters = action_adapters
+
+        self.observation_spaces = {
+            agent: _exposed_observation_space(agent, env.observation_space(agent))
+            for agent in self.possible_agents
+        }
+        self.action_spaces = {
+            agent: _exposed_action_space(agent, env.action_space(agent), action_adapters)
+            for agent in self.possible_agents
+        }
+        # OrderedDict: gymnasium's Dict sorts plain-dict keys, we want env order.
+        self.observation_space = gym.spaces.Dict(OrderedDict(self.observation_spaces))
+        self.action_space = gym.spaces.Dict(OrderedDict(self.action_spaces))
+
+        self.action_simplex_segments = _checked_simplex_segments(
+            action_simplex_segments, self.action_spaces
+        )
+
+        # Precomputed per-agent hot-loop helpers.
+        self._box_obs_agents = frozenset(
+            agent
+            for agent, space in self.observation_spaces.items()
+            if isinstance(space, gym.spaces.Box)
+        )
+        self._action_converters = {
+            agent: _action_converter(env.action_space(agent), action_adapters.get(agent))
+            for agent in self.possible_agents
+        }
+        self._episode_step = 0
+        self._episode_over = True  # step() before reset() is an error.
+
+    # ------------------------------------------------------------------ API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, infos = self.par_env.reset(seed=seed, options=options)
+        self._episode_step = 0
+        self._episode_over = False
+        return self._checked_observations(obs), dict(infos or {})
+
+    def step(self, action_dict: Mapping[AgentID, Any]):
+        if self._episode_over:
+            raise RuntimeError(
+                "step() called on an env whose episode is over (or that was never "
+                "reset); call reset() first."
+            )
+        env_actions = self._actions_to_env(action_dict)
+        obs, rewards, terms, truncs, infos = self.par_env.step(env_actions)
+        self._episode_step += 1
+
+        terminateds, truncateds = self._done_flags(terms, truncs)
+        obs = self._checked_observations(obs)
+        rewards = self._checked_rewards(rewards)
+        return obs, rewards, terminateds, truncateds, dict(infos or {})
+
+    def render(self):
+        return self.par_env.render()
+
+    def close(self):
+        self.par_env.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _actions_to_env(self, action_dict: Mapping[AgentID, Any]) -> dict:
+        env_actions = {}
+        for agent, convert in self._action_converters.items():
+            try:
+                action = action_dict[agent]
+            except KeyError:
+                raise RuntimeError(
+                    f"action_dict has no action for agent {agent!r} at step "
+                    f"{self._episode_step + 1} of the episode. {_LOCKSTEP_FIX}"
+                ) from None
+            env_actions[agent] = action if convert is None else convert(action)
+        return env_actions
+
+    def _done_flags(self, terms: Mapping, truncs: Mapping) -> tuple[dict, dict]:
+        terminateds = {a: bool(terms.get(a, False)) for a in self.possible_agents}
+        truncateds = {a: bool(truncs.get(a, False)) for a in self.possible_agents}
+        n_done = sum(t or u for t, u in zip(terminateds.values(), truncateds.values()))
+
+        if n_done == 0:
+            all_terminated = all_truncated = False
+        elif n_done == len(self.possible_agents):
+            # RLlib needs exactly one of the two "__all__" flags set at the end:
+            # "terminated" only if every agent reached a terminal state, otherwise
+            # "truncated" so that value targets still bootstrap.
+            all_terminated = all(terminateds.values())
+            all_truncated = not all_terminated
+            self._episode_over = True
+        else:
+            done = [a for a in self.possible_agents if terminateds[a] or truncateds[a]]
+            raise RuntimeError(
+                f"Agent(s) {done} finished at step {self._episode_step} of the "
+                f"episode while other agents continue. {_LOCKSTEP_FIX}"
+            )
+        terminateds["__all__"] = all_terminated
+        truncateds["__all__"] = all_truncated
+        return terminateds, truncateds
+
+    def _checked_observations(self, obs: Mapping) -> dict:
+        if obs.keys() != self._agent_ids:
+            self._raise_obs_key_error(obs)
+        out = {}
+        for agent in self.possible_agents:
+            o = obs[agent]
+            if agent in self._box_obs_agents:
+                o = np.asarray(o, dtype=np.float32)
+                if not np.isfinite(o).all():
+                    self._raise_not_finite(agent, "observation", o)
+            out[agent] = o
+        return out
+
+    def _checked_rewards(self, rewards: Mapping) -> dict:
+        try:
+            out = {agent: rewards[agent] for agent in self.possible_agents}
+        except KeyError as e:
+            raise RuntimeError(
+                f"The env returned no reward for agent {e.args[0]!r} at step "
+                f"{self._episode_step} of the episode. {_LOCKSTEP_FIX}"
+            ) from None
+        # One check for all agents; find the culprit only when it fails.
+        if not math.isfinite(sum(out.values())):
+            for agent, r in out.items():
+                if not math.isfinite(r):
+                    self._raise_not_finite(agent, "reward", r)
+        return out
+
+    def _raise_obs_key_error(self, obs: Mapping):
+        missing = [a for a in self.possible_agents if a not in obs]
+        if missing:
+            raise RuntimeError(
+                f"Agent(s) {missing} missing from the observations the env returned "
+                f"at step {self._episode_step} of the episode. "
+                f"{_LOCKSTEP_FIX}"
+            )
+        unknown = sorted(set(obs) - self._agent_ids, key=str)
+        raise RuntimeError(
+            f"The env returned observations for agent(s) {unknown} at step "
+            f"{self._episode_step} that are not in possible_agents "
+            f"{self.possible_agents}. Fix the env's possible_agents."
+        )
+
+    def _raise_not_finite(self, agent: AgentID, kind: str, value: Any):
+        raise ValueError(
+            f"Non-finite {kind} (NaN or inf) for agent {agent!r} at step "
+            f"{self._episode_step} of the episode: {value!r}. "
+            f"{_NOT_FINITE_FIX[kind]}"
+        )
+
+
+def register_pettingzoo_env(
+    name: str,
+    creator: Callable[[dict], ParallelEnv],
+    **wrapper_kwargs: Any,
+) -> None:
+    """Register ``name`` with Ray Tune so that ``config.environment(name)`` works.
+
+    ``creator(env_config)`` must return a PettingZoo ``ParallelEnv``; it is
+    wrapped in ``PettingZooMultiAgentEnv(env, **wrapper_kwargs)``.
+    """
+    register_env(name, functools.partial(_create_wrapped, creator, wrapper_kwargs))
+
+
+def _create_wrapped(creator, wrapper_kwargs, env_config):
+    return PettingZooMultiAgentEnv(creator(env_config), **wrapper_kwargs)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_is_parallel_env(env: Any) -> None:
+    if isinstance(env, AECEnv):
+        raise TypeError(
+            f"PettingZooMultiAgentEnv needs a PettingZoo ParallelEnv but got the AEC "
+            f"env {env!r}. Convert it with "
+            f"`pettingzoo.utils.conversions.aec_to_parallel(env)`, or build it with "
+            f"the scenario's `parallel_env(...)` instead of `env(...)`."
+        )
+    if not isinstance(env, ParallelEnv):
+        raise TypeError(
+            f"PettingZooMultiAgentEnv needs a pettingzoo.ParallelEnv, got "
+            f"{type(env).__name__} ({env!r}). Pass a PettingZoo parallel env, e.g. "
+            f"`mpe2.simple_spread_v3.parallel_env(...)`."
+        )
+
+
+def _check_supported(agent: AgentID, space: gym.Space, kind: str) -> None:
+    if not isinstance(space, SUPPORTED_SPACES):
+        raise ValueError(
+            f"Agent {agent!r} has an unsupported {kind} space {space}. MADDPG's "
+            f"centralised critic supports only Box, Discrete and MultiDiscrete. "
+            f"Flatten it first, e.g. with a PettingZoo/SuperSuit flatten wrapper or "
+            f"gymnasium.spaces.flatten_space, before passing the env in."
+        )
+
+
+def _check_known_agents(mapping: Mapping, agents: list, arg: str) -> None:
+    unknown = [a for a in mapping if a not in agents]
+    if unknown:
+        raise ValueError(
+            f"{arg} has entries for unknown agent(s) {unknown}; the env's agents are "
+            f"{agents}. Use the env's possible_agents as keys."
+        )
+
+
+def _exposed_observation_space(agent: AgentID, space: gym.Space) -> gym.Space:
+    _check_supported(agent, space, "observation")
+    if isinstance(space, gym.spaces.Box) and space.dtype != np.float32:
+        return gym.spaces.Box(
+            low=space.low.astype(np.float32),
+            high=space.high.astype(np.float32),
+            dtype=np.float32,
+        )
+    return space
+
+
+def _exposed_action_space(
+    agent: AgentID, env_space: gym.Space, adapters: Mapping[AgentID, ActionAdapter]
+) -> gym.Space:
+    adapter = adapters.get(agent)
+    if adapter is None:
+        _check_supported(agent, env_space, "action")
+        return env_space
+    if not isinstance(adapter, ActionAdapter):
+        raise TypeError(
+            f"action_adapters[{agent!r}] = {adapter!r} is not an ActionAdapter; it "
+            f"needs a `.space` (exposed gymnasium space) and a `.to_env(action)` method."
+        )
+    _check_supported(agent, adapter.space, "action (from its action adapter)")
+    return adapter.space
+
+
+def _checked_simplex_segments(
+    segments: Mapping[AgentID, Sequence[int] | None] | None,
+    action_spaces: Mapping[AgentID, gym.Space],
+) -> dict[AgentID, list[int] | None]:
+    segments = dict(segments or {})
+    _check_known_agents(segments, list(action_spaces), "action_simplex_segments")
+    out = {}
+    for agent, space in action_spaces.items():
+        seg = segments.get(agent)
+        if seg is not None:
+            seg = [int(n) for n in seg]
+            if not (
+                isinstance(space, gym.spaces.Box)
+                and len(space.shape) == 1
+                and space.shape[0] == sum(seg)
+            ):
+                raise ValueError(
+                    f"action_simplex_segments[{agent!r}] = {seg} does not fit the "
+                    f"agent's action space {space}: segments need a 1-D Box whose "
+                    f"size is their sum. Fix the segments or set them to None."
+                )
+        out[agent] = seg
+    return out
+
+
+def _action_converter(env_space: gym.Space, adapter: ActionAdapter | None):
+    """What to apply to each action before the env sees it (None = nothing)."""
+    if adapter is not None:
+        return adapter.to_env
+    if isinstance(env_space, gym.spaces.Box):
+        # Cast to the env's dtype: PettingZoo's ClipOutOfBoundsWrapper treats a
+        # float64 action for a float32 Box as out of bounds and warns every step.
+        return functools.partial(np.asarray, dtype=env_space.dtype)
+    return None

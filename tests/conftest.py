@@ -1,0 +1,17 @@
+"""Shared fixtures: one small local Ray instance for the tests that need Ray."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray with 2 CPUs, shut down after the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.path.dirname(__file__)}})
+    yield ray
+    ray.shutdown()

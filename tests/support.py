@@ -1,0 +1,103 @@
+"""Test support: a small deterministic env, and policies built without Ray.
+
+`StampEnv` is a native RLlib MultiAgentEnv with three heterogeneous agents.
+Agent k's observation at step t is [k, t, episode_stamp, 0...], so a test can
+check that a joint row holds the same step of the same episode for every
+agent. Integer agent ids, as a native env may use.
+"""
+
+import gymnasium as gym
+import numpy as np
+
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+OBS_DIMS = (3, 4, 5)
+ACTION_SPACES = (
+    gym.spaces.Box(-2.0, 2.0, (2,), np.float32),
+    gym.spaces.Discrete(3),
+    gym.spaces.MultiDiscrete([2, 3]),
+)
+
+
+class StampEnv(MultiAgentEnv):
+    """env_config: episode_len (default 7), terminate (True: the episode ends
+    by termination; False: by truncation), reward_scale."""
+
+    def __init__(self, config=None):
+        config = dict(config or {})
+        super().__init__()
+        self.episode_len = config.get("episode_len", 7)
+        self.terminate = config.get("terminate", False)
+        self.possible_agents = [0, 1, 2]
+        self.agents = list(self.possible_agents)
+        self.observation_spaces = {
+            k: gym.spaces.Box(-np.inf, np.inf, (d,), np.float32) for k, d in enumerate(OBS_DIMS)
+        }
+        self.action_spaces = dict(enumerate(ACTION_SPACES))
+        self._rng = np.random.default_rng(0)
+        self._t = 0
+        self._stamp = 0.0
+
+    def _obs(self):
+        obs = {}
+        for k, d in enumerate(OBS_DIMS):
+            o = np.zeros(d, np.float32)
+            o[:3] = (k, self._t, self._stamp)
+            obs[k] = o
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._t = 0
+        self._stamp = float(self._rng.integers(1, 1_000_000))
+        return self._obs(), {}
+
+    def step(self, action_dict):
+        assert sorted(action_dict) == self.possible_agents, action_dict
+        self._t += 1
+        done = self._t >= self.episode_len
+        rewards = {k: float(k + 0.1 * self._t) for k in self.possible_agents}
+        terminateds = {k: done and self.terminate for k in self.possible_agents}
+        truncateds = {k: done and not self.terminate for k in self.possible_agents}
+        terminateds["__all__"] = done and self.terminate
+        truncateds["__all__"] = done and not self.terminate
+        return self._obs(), rewards, terminateds, truncateds, {}
+
+
+def build_policies(env=StampEnv, **overrides):
+    """MADDPG's policies for `env`, built directly (no Ray), in joint agent order.
+
+    Returns (config, policies) where policies[k] acts for agent k.
+    """
+    from rllib_maddpg import MADDPGConfig
+
+    config = MADDPGConfig().environment(env, env_config=overrides.pop("env_config", {}))
+    config.update_from_dict(overrides)
+    config.validate()
+    policies = []
+    for agent in config._maddpg_agents:
+        spec = config.policies[agent.policy_id]
+        policy_config = config.to_dict()
+        policy_config.update(spec.config or {})
+        policy_config["__policy_id"] = agent.policy_id
+        policies.append(
+            spec.policy_class(spec.observation_space, spec.action_space, policy_config)
+        )
+    return config, policies
+
+
+def random_joint_batch(agents, batch_size=32, seed=0):
+    """A joint minibatch (torch tensors) of random values with the replay schema."""
+    import torch
+
+    from rllib_maddpg import joint_batch as jb
+
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for name, (shape, dtype) in jb.replay_columns(agents).items():
+        values = rng.normal(size=(batch_size,) + shape).astype(dtype)
+        if name.startswith("joint_terminateds"):
+            values = (values > 0).astype(dtype)
+        batch[name] = torch.from_numpy(values)
+    return batch

@@ -1,0 +1,139 @@
+"""MADDPGConfig: defaults, range checks, unknown keys, and agents resolved from the env."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from ray.rllib.policy.policy import PolicySpec
+
+from rllib_maddpg import MADDPGConfig
+from support import StampEnv
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_follow_the_paper():
+    c = MADDPGConfig()
+    assert (c.actor_lr, c.critic_lr, c.gamma, c.tau) == (1e-2, 1e-2, 0.95, 0.01)
+    assert c.train_batch_size == 1024 and c.replay_buffer_config == {"capacity": 10**6}
+    assert c.actor_hiddens == [64, 64] and c.critic_hiddens == [64, 64]
+    assert c.env_steps_per_update == 100 and c.grad_norm_clipping == 0.5
+    assert c.num_steps_sampled_before_learning_starts == 1024 * 25
+    assert c.enable_rl_module_and_learner is False
+    assert c.enable_env_runner_and_connector_v2 is False
+
+
+def test_training_builder_sets_every_key():
+    c = MADDPGConfig().training(actor_lr=0.1, tau=0.5, gamma=0.9, train_batch_size=64,
+                                use_local_critic=["a"], gumbel_softmax_hard=True)
+    assert (c.actor_lr, c.tau, c.gamma, c.train_batch_size) == (0.1, 0.5, 0.9, 64)
+    assert c.use_local_critic == ["a"] and c.gumbel_softmax_hard is True
+
+
+def test_unknown_key_is_rejected_by_name_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"'actor_lrr'.*'actor_lr'"):
+        MADDPGConfig().update_from_dict({"actor_lrr": 0.1})
+
+
+@pytest.mark.parametrize("key, value", [
+    ("tau", 0.0), ("tau", 1.5), ("gamma", 1.2), ("actor_lr", -1.0), ("critic_lr", 0),
+    ("train_batch_size", 0), ("env_steps_per_update", 2.5), ("actor_hiddens", [64, 0]),
+    ("critic_hidden_activation", "sigmoidish"), ("grad_norm_clipping", 0.0),
+    ("replay_buffer_config", {"capacity": 10}), ("replay_buffer_config", {"capacity": 10**6, "type": "x"}),
+    ("use_local_critic", "yes"), ("gumbel_softmax_temperature", 0.0),
+    ("num_steps_sampled_before_learning_starts", -1), ("exploration_noise_scale", -0.1),
+    ("exploration_noise_final_scale", 0.01),  # without anneal timesteps
+])
+def test_out_of_range_values_name_the_key(key, value):
+    config = MADDPGConfig().environment(StampEnv).update_from_dict({key: value})
+    with pytest.raises(ValueError, match=key):
+        config.validate()
+
+
+@pytest.mark.parametrize("key, value, fix", [("lr", 0.1, "actor_lr"), ("grad_clip", 1.0, "grad_norm_clipping")])
+def test_rllib_keys_maddpg_does_not_read_are_refused(key, value, fix):
+    config = MADDPGConfig().environment(StampEnv).update_from_dict({key: value})
+    with pytest.raises(ValueError, match=fix):
+        config.validate()
+
+
+def test_new_api_stack_is_refused():
+    config = MADDPGConfig().environment(StampEnv).api_stack(
+        enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+    with pytest.raises(ValueError, match="old API stack"):
+        config.validate()
+
+
+def test_one_policy_per_agent_in_possible_agents_order():
+    config = MADDPGConfig().environment("mpe/simple_adversary")
+    config.validate()
+    assert [a.agent_id for a in config._maddpg_agents] == ["adversary_0", "agent_0", "agent_1"]
+    assert [a.obs_dim for a in config._maddpg_agents] == [8, 10, 10]
+    assert sorted(config.policies) == ["adversary_0", "agent_0", "agent_1"]
+    assert config.policy_mapping_fn("agent_1") == "agent_1"
+    assert config.policies["adversary_0"].observation_space.shape == (8,)
+
+
+def test_survives_the_tune_round_trip_through_a_dict():
+    config = MADDPGConfig().environment("mpe/simple_adversary").training(tau=0.02)
+    again = MADDPGConfig().update_from_dict(config.to_dict())
+    again.validate()
+    assert again.tau == 0.02 and len(again._maddpg_agents) == 3
+    resolved = MADDPGConfig().update_from_dict(again.to_dict())  # already resolved
+    resolved.validate()
+    assert resolved._maddpg_agents == again._maddpg_agents
+
+
+def test_user_policies_keep_their_per_policy_config():
+    config = MADDPGConfig().environment(StampEnv).multi_agent(
+        policies={"0": PolicySpec(), "1": PolicySpec(config={"use_local_critic": True}), "2": PolicySpec()},
+        policy_mapping_fn=lambda agent_id, *args, **kwargs: str(agent_id),
+    )
+    config.validate()
+    assert config.policies["1"].config == {"use_local_critic": True}
+    assert config.policies["0"].action_space == StampEnv().action_spaces[0]
+
+
+def test_shared_policy_is_refused():
+    config = MADDPGConfig().environment(StampEnv).multi_agent(
+        policies={"shared"}, policy_mapping_fn=lambda agent_id, *args, **kwargs: "shared")
+    with pytest.raises(ValueError, match="one policy per agent"):
+        config.validate()
+
+
+def test_policy_without_agent_and_agent_without_policy_are_refused():
+    config = MADDPGConfig().environment(StampEnv).multi_agent(policies={"0", "1", "2", "x"})
+    with pytest.raises(ValueError, match="'x'"):
+        config.validate()
+    config = MADDPGConfig().environment(StampEnv).multi_agent(policies={"0", "1"})
+    with pytest.raises(ValueError, match="policy '2'"):
+        config.validate()
+
+
+def test_unknown_local_critic_policy_is_refused():
+    config = MADDPGConfig().environment(StampEnv).training(use_local_critic=["bob"])
+    with pytest.raises(ValueError, match="bob"):
+        config.validate()
+
+
+class _DictObsEnv(StampEnv):
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.observation_spaces[1] = gym.spaces.Dict({"x": gym.spaces.Discrete(2)})
+
+
+class _SingleAgentEnv(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, config=None):
+        pass
+
+
+@pytest.mark.parametrize("env, message", [
+    (_DictObsEnv, "agent 1 has the observation space Dict"),
+    (_SingleAgentEnv, "needs a multi-agent env"),
+])
+def test_unsupported_envs_get_a_clear_error(env, message):
+    with pytest.raises(ValueError, match=message):
+        MADDPGConfig().environment(env).validate()

@@ -1,0 +1,84 @@
+"""The MADDPG equations (losses.py) against NumPy on hand-made numbers."""
+
+import numpy as np
+import pytest
+import torch
+
+from rllib_maddpg import losses
+
+pytestmark = pytest.mark.unit
+
+
+def test_critic_target_matches_numpy_and_stops_only_at_termination():
+    r = np.array([1.0, -0.5, 2.0, 0.0], np.float32)
+    d = np.array([0.0, 1.0, 0.0, 1.0], np.float32)  # truncated rows have d = 0
+    q_tp1 = np.array([10.0, 10.0, -4.0, 3.0], np.float32)
+    y = losses.critic_target(torch.tensor(r), torch.tensor(d), torch.tensor(q_tp1), 0.95)
+    np.testing.assert_allclose(y.numpy(), r + 0.95 * (1 - d) * q_tp1, rtol=1e-6)
+    # Hand-computed: 1 + .95*10, -0.5 (terminated), 2 - .95*4, 0 (terminated).
+    np.testing.assert_allclose(y.numpy(), [10.5, -0.5, -1.8, 0.0], rtol=1e-6)
+    assert not y.requires_grad
+
+
+def test_critic_loss_is_mean_squared_td_error():
+    q = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = torch.tensor([1.5, 2.0, 1.0])
+    loss = losses.critic_loss(q, y)
+    assert loss.item() == pytest.approx(np.mean([0.25, 0.0, 4.0]))
+    loss.backward()
+    np.testing.assert_allclose(q.grad.numpy(), 2 * (q.detach().numpy() - y.numpy()) / 3)
+
+
+def test_actor_loss_is_minus_q_plus_output_penalty():
+    q = torch.tensor([1.0, -3.0])
+    pre = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    loss = losses.actor_loss(q, pre, 1e-3)
+    expected = -np.mean([1.0, -3.0]) + 1e-3 * np.mean([1.0, 4.0, 0.0, 1.0])
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_soft_update_is_polyak_average():
+    target = [torch.tensor([0.0, 1.0]), torch.tensor([[2.0]])]
+    online = [torch.tensor([1.0, 1.0]), torch.tensor([[0.0]])]
+    losses.soft_update(target, online, tau=0.25)
+    np.testing.assert_allclose(target[0].numpy(), [0.25, 1.0])
+    np.testing.assert_allclose(target[1].numpy(), [[1.5]])
+
+
+def test_gumbel_softmax_soft_sample_is_on_the_simplex_and_differentiable():
+    torch.manual_seed(0)
+    logits = torch.tensor([[1.0, 0.0, -1.0]] * 5, requires_grad=True)
+    a = losses.gumbel_softmax(logits, temperature=1.0, hard=False)
+    assert torch.all(a > 0)
+    np.testing.assert_allclose(a.sum(-1).detach().numpy(), 1.0, rtol=1e-6)
+    assert len({tuple(row) for row in a.detach().numpy().round(4)}) > 1  # noisy
+    a[:, 0].sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_gumbel_softmax_hard_is_one_hot_with_the_soft_gradient():
+    logits = torch.tensor([[0.3, 1.2, -0.4, 0.0]], requires_grad=True)
+    torch.manual_seed(1)
+    hard = losses.gumbel_softmax(logits, 0.7, hard=True)
+    assert sorted(hard.detach().numpy().ravel().tolist()) == [0.0, 0.0, 0.0, 1.0]
+    (hard * torch.arange(4.0)).sum().backward()
+    grad_hard = logits.grad.clone()
+    logits.grad = None
+    torch.manual_seed(1)  # same Gumbel noise
+    soft = losses.gumbel_softmax(logits, 0.7, hard=False)
+    (soft * torch.arange(4.0)).sum().backward()
+    np.testing.assert_allclose(grad_hard.numpy(), logits.grad.numpy(), rtol=1e-6)
+    assert soft.argmax().item() == hard.argmax().item()
+
+
+def test_gumbel_softmax_without_noise_is_softmax_and_argmax_follows_the_probabilities():
+    logits = torch.tensor([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(
+        losses.gumbel_softmax(logits, 2.0, hard=False, noise=False).numpy(),
+        torch.softmax(logits / 2.0, -1).numpy(), rtol=1e-6,
+    )
+    # Gumbel-max: argmax of the noisy logits is a sample of softmax(logits).
+    torch.manual_seed(0)
+    samples = losses.gumbel_softmax(logits.expand(20000, 3), 1.0, hard=True).argmax(-1)
+    freq = np.bincount(samples.numpy(), minlength=3) / 20000
+    np.testing.assert_allclose(freq, torch.softmax(logits, -1).numpy(), atol=0.015)

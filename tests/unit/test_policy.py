@@ -1,0 +1,162 @@
+"""MADDPGTorchPolicy: network sizes, actions, and what each update may change."""
+
+import numpy as np
+import pytest
+import torch
+
+from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.policy import MADDPGTorchPolicy
+from support import OBS_DIMS, build_policies, random_joint_batch
+
+pytestmark = pytest.mark.unit
+
+# StampEnv's agents: Box(2) -> 2 critic inputs, Discrete(3) -> 3, MultiDiscrete([2, 3]) -> 5.
+ACTION_DIMS = (2, 3, 5)
+
+
+def params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(before, module):
+    return all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def snapshot(policies):
+    return [{name: params(getattr(p.model, name)) for name in
+             ("actor", "critic", "target_actor", "target_critic")} for p in policies]
+
+
+def test_centralized_critic_sees_every_agent_and_local_critic_only_its_own():
+    config, policies = build_policies(use_local_critic=["1"])
+    assert [a.policy_id for a in config._maddpg_agents] == ["0", "1", "2"]
+    assert [a.obs_dim for a in config._maddpg_agents] == list(OBS_DIMS)
+    assert [a.action_dim for a in config._maddpg_agents] == list(ACTION_DIMS)
+    joint_in = sum(OBS_DIMS) + sum(ACTION_DIMS)
+    first_layer = [p.model.critic[0].in_features for p in policies]
+    assert first_layer == [joint_in, OBS_DIMS[1] + ACTION_DIMS[1], joint_in]
+    assert [p.model.actor[0].in_features for p in policies] == list(OBS_DIMS)
+    assert isinstance(policies[0], MADDPGTorchPolicy)
+
+
+def test_actions_fit_the_env_and_the_critic():
+    _, policies = build_policies()
+    obs = {k: np.random.default_rng(k).normal(size=(6, d)).astype(np.float32)
+           for k, d in enumerate(OBS_DIMS)}
+    for k, policy in enumerate(policies):
+        for explore in (True, False):
+            actions, _, extra = policy.compute_actions_from_input_dict(
+                {"obs": obs[k]}, explore=explore)
+            critic_action = extra[jb.CRITIC_ACTION]
+            assert critic_action.shape == (6, ACTION_DIMS[k])
+            assert all(policy.action_space.contains(a) for a in actions), (k, actions)
+    # Deterministic without exploration; one-hot for categorical heads.
+    a1 = policies[1].compute_actions_from_input_dict({"obs": obs[1]}, explore=False)
+    a2 = policies[1].compute_actions_from_input_dict({"obs": obs[1]}, explore=False)
+    np.testing.assert_array_equal(a1[0], a2[0])
+    np.testing.assert_array_equal(a1[2][jb.CRITIC_ACTION].sum(-1), 1.0)
+    np.testing.assert_array_equal(a1[2][jb.CRITIC_ACTION].argmax(-1), a1[0])
+
+
+def test_box_action_is_rescaled_to_bounds_and_noise_anneals():
+    _, policies = build_policies(
+        exploration_noise_scale=0.5, exploration_noise_final_scale=0.1,
+        exploration_noise_anneal_timesteps=1000,
+    )
+    box = policies[0]
+    assert box.exploration_noise_scale(0) == pytest.approx(0.5)
+    assert box.exploration_noise_scale(500) == pytest.approx(0.3)
+    assert box.exploration_noise_scale(10**6) == pytest.approx(0.1)
+    obs = np.zeros((4, OBS_DIMS[0]), np.float32)
+    actions, _, extra = box.compute_actions_from_input_dict({"obs": obs}, explore=False)
+    # Env action in [-2, 2] is the critic's [-1, 1] action rescaled.
+    np.testing.assert_allclose(actions, 2.0 * extra[jb.CRITIC_ACTION], rtol=1e-5)
+
+
+def test_critic_step_changes_only_agent_i_critic():
+    config, policies = build_policies()
+    batch = random_joint_batch(config._maddpg_agents)
+    jb.attach_target_actions(batch, policies)
+    before = snapshot(policies)
+    policies[1].update_critic(batch)
+    after = snapshot(policies)
+    for k in range(3):
+        for name in before[k]:
+            changed = not all(torch.equal(a, b) for a, b in zip(before[k][name], after[k][name]))
+            assert changed == (k == 1 and name == "critic"), (k, name)
+
+
+def test_actor_step_changes_only_agent_i_actor():
+    config, policies = build_policies()
+    batch = random_joint_batch(config._maddpg_agents)
+    before = snapshot(policies)
+    for i in range(3):
+        policies[i].update_actor(batch)
+        after = snapshot(policies)
+        for k in range(3):
+            for name in before[k]:
+                changed = not all(torch.equal(a, b)
+                                  for a, b in zip(before[k][name], after[k][name]))
+                assert changed == (k == i and name == "actor"), (i, k, name)
+        before = after
+
+
+def test_target_update_moves_targets_by_tau():
+    _, policies = build_policies(tau=0.5)
+    p = policies[0]
+    with torch.no_grad():
+        for param in p.model.actor.parameters():
+            param.add_(1.0)
+    old_target = params(p.model.target_actor)
+    p.update_targets()
+    for old, online, new in zip(old_target, p.model.actor.parameters(),
+                                p.model.target_actor.parameters()):
+        torch.testing.assert_close(new, 0.5 * old + 0.5 * online.detach())
+
+
+def _numpy_mlp(net, x):
+    layers = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for n, layer in enumerate(layers):
+        x = x @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+        if n < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x[:, 0]
+
+
+@pytest.mark.parametrize("agent", [0, 1, 2])
+def test_critic_loss_reads_agent_i_columns_like_a_numpy_reference(agent):
+    config, policies = build_policies(gamma=0.9, use_local_critic=["2"])
+    batch = random_joint_batch(config._maddpg_agents, batch_size=16, seed=agent)
+    jb.attach_target_actions(batch, policies)
+    p = policies[agent]
+    seen = [agent] if agent == 2 else [0, 1, 2]
+    np_batch = {k: v.numpy() for k, v in batch.items()}
+    x = np.concatenate([np_batch[jb.obs_col(k)] for k in seen]
+                       + [np_batch[jb.actions_col(k)] for k in seen], -1)
+    x_tp1 = np.concatenate([np_batch[jb.new_obs_col(k)] for k in seen]
+                           + [np_batch[jb.target_actions_col(k)] for k in seen], -1)
+    y = (np_batch[jb.rewards_col(agent)] + 0.9 * (1 - np_batch[jb.terminateds_col(agent)])
+         * _numpy_mlp(p.model.target_critic, x_tp1))
+    expected = np.mean((_numpy_mlp(p.model.critic, x) - y) ** 2)
+    stats = p.update_critic(batch)
+    assert stats["critic_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_target_actions_come_from_each_agents_current_target_actor():
+    config, policies = build_policies()
+    batch = random_joint_batch(config._maddpg_agents)
+    jb.attach_target_actions(batch, policies)
+    box_before = batch[jb.target_actions_col(0)].clone()
+    # Box targets are deterministic: tanh(mu'_0(o'_0)).
+    expected = torch.tanh(policies[0].model.target_actor(batch[jb.new_obs_col(0)]))
+    torch.testing.assert_close(box_before, expected)
+    with torch.no_grad():
+        for param in policies[0].model.target_actor.parameters():
+            param.mul_(3.0)
+    jb.attach_target_actions(batch, policies)
+    assert not torch.allclose(batch[jb.target_actions_col(0)], box_before)
+    # Categorical targets are relaxed one-hot samples (as in the original code).
+    np.testing.assert_allclose(batch[jb.target_actions_col(1)].sum(-1).numpy(), 1.0, rtol=1e-5)
+    two_heads = batch[jb.target_actions_col(2)].numpy()
+    np.testing.assert_allclose(two_heads[:, :2].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(two_heads[:, 2:].sum(-1), 1.0, rtol=1e-5)

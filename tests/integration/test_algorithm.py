@@ -42,15 +42,17 @@ def test_build_and_train_updates_every_agent(ray_local):
         algo.stop()
 
 
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep_sampler", "rllib_sampler"])
 @pytest.mark.parametrize("terminate", [False, True])
-def test_replay_rows_are_aligned_env_steps_of_all_agents(ray_local, terminate):
+def test_replay_rows_are_aligned_env_steps_of_all_agents(ray_local, terminate, lockstep):
     """StampEnv's observations say (agent, t, episode): every joint row must agree."""
     config = small_config(StampEnv, env_config={"terminate": terminate, "episode_len": 7},
-                          explore=False, num_steps_sampled_before_learning_starts=10**6)
+                          explore=False, num_steps_sampled_before_learning_starts=10**6,
+                          use_lockstep_sampler=lockstep)
     config.env_runners(num_envs_per_env_runner=3, rollout_fragment_length=10)
     algo = config.build_algo()
     try:
-        algo.train()
+        result = algo.train()
         buf = algo.local_replay_buffer
         rows = {k: v[: len(buf)] for k, v in buf._data.items()}
         t = rows[jb.obs_col(0)][:, 1]
@@ -72,12 +74,16 @@ def test_replay_rows_are_aligned_env_steps_of_all_agents(ray_local, terminate):
             np.testing.assert_allclose(rows[jb.actions_col(k)], extra[jb.CRITIC_ACTION],
                                        rtol=1e-5, atol=1e-6)
         assert len(np.unique(stamp)) > 3  # several episodes from several envs
+        assert result["env_runners"]["episode_len_mean"] == 7
+        assert result["env_runners"]["episodes_this_iter"] >= 3
     finally:
         algo.stop()
 
 
-def test_remote_env_runners_give_aligned_rows(ray_local):
-    config = small_config(StampEnv, num_steps_sampled_before_learning_starts=10**6)
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep_sampler", "rllib_sampler"])
+def test_remote_env_runners_give_aligned_rows(ray_local, lockstep):
+    config = small_config(StampEnv, num_steps_sampled_before_learning_starts=10**6,
+                          use_lockstep_sampler=lockstep)
     config.env_runners(num_env_runners=1, num_envs_per_env_runner=2)
     algo = config.build_algo()
     try:

@@ -23,11 +23,12 @@ lengths) as RLlib's sampler does.
 import itertools
 from typing import Dict, List
 
+import gymnasium as gym
 import numpy as np
 
 from ray.rllib.evaluation.metrics import RolloutMetrics
 from ray.rllib.evaluation.rollout_worker import RolloutWorker
-from ray.rllib.models.preprocessors import NoPreprocessor
+from ray.rllib.models.catalog import ModelCatalog
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 
@@ -58,11 +59,15 @@ class LockstepSampler:
     def __init__(self, worker: RolloutWorker):
         self.agents: List[jb.AgentSpec] = list(worker.config._maddpg_agents)
         self.policies = [worker.policy_map[a.policy_id] for a in self.agents]
-        self.preprocessors = [
-            None if isinstance(p, (NoPreprocessor, type(None))) else p
-            for p in (worker.preprocessors.get(a.policy_id) for a in self.agents)
-        ]
         self.envs = worker.async_env.get_sub_environments()
+        # Discrete/MultiDiscrete observations become one-hot vectors, as RLlib's
+        # own sampler does; Box observations go to the actor as they are.
+        spaces = [self.envs[0].get_observation_space(a.agent_id) for a in self.agents]
+        self.preprocessors = [
+            None if isinstance(space, gym.spaces.Box)
+            else ModelCatalog.get_preprocessor_for_space(space)
+            for space in spaces
+        ]
         self._episode_ids = itertools.count(
             np.random.default_rng().integers(1 << 40) << 20
         )

@@ -101,3 +101,33 @@ def random_joint_batch(agents, batch_size=32, seed=0):
             values = (values > 0).astype(dtype)
         batch[name] = torch.from_numpy(values)
     return batch
+
+
+class DiscreteObsEnv(MultiAgentEnv):
+    """Two agents (ids 0 and 1) with Discrete / MultiDiscrete observations.
+
+    Agent 0 sees the step count as Discrete(5); agent 1 sees [t % 2, t % 3]
+    as MultiDiscrete([2, 3]). Reward: 1 when agent 0's action equals t % 3.
+    """
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.possible_agents = [0, 1]
+        self.agents = [0, 1]
+        self.observation_spaces = {0: gym.spaces.Discrete(5), 1: gym.spaces.MultiDiscrete([2, 3])}
+        self.action_spaces = {0: gym.spaces.Discrete(3), 1: gym.spaces.Box(-1, 1, (1,), np.float32)}
+        self._t = 0
+
+    def _obs(self):
+        return {0: self._t % 5, 1: np.array([self._t % 2, self._t % 3])}
+
+    def reset(self, *, seed=None, options=None):
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action_dict):
+        reward = float(action_dict[0] == self._t % 3)
+        self._t += 1
+        done = self._t >= 5
+        return (self._obs(), {0: reward, 1: reward}, {"__all__": False},
+                {0: done, 1: done, "__all__": done}, {})

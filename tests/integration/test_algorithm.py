@@ -181,3 +181,19 @@ def test_one_agent_acts_alone_from_a_checkpoint(ray_local, tmp_path):
     action = actor.compute_single_action(obs, explore=False)[0]
     np.testing.assert_allclose(action, expected, rtol=1e-6)
     assert action.shape == (5,) and np.all(action >= 0) and np.all(action <= 1)
+
+
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep_sampler", "rllib_sampler"])
+def test_native_env_with_integer_ids_and_discrete_observations(ray_local, lockstep):
+    from support import DiscreteObsEnv
+
+    algo = small_config(DiscreteObsEnv, use_lockstep_sampler=lockstep).build_algo()
+    try:
+        result = algo.train()
+        assert [a.obs_dim for a in algo.agents] == [5, 5]  # one-hot, as RLlib preprocesses
+        assert result["env_runners"]["episode_len_mean"] == 5
+        obs = algo.local_replay_buffer._data[jb.obs_col(1)][:10]
+        np.testing.assert_array_equal(obs.sum(-1), 2.0)  # two one-hot components
+        assert sorted(result["info"]["learner"]) == ["0", "1"]
+    finally:
+        algo.stop()

@@ -38,7 +38,7 @@ from ray.rllib.utils.metrics import (
     SAMPLE_TIMER,
     SYNCH_WORKER_WEIGHTS_TIMER,
 )
-from ray.tune.result import TRIAL_INFO
+from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg.models import ACTIVATIONS, make_action_head
@@ -209,13 +209,15 @@ class MADDPGConfig(AlgorithmConfig):
     @override(AlgorithmConfig)
     def update_from_dict(self, config_dict) -> "MADDPGConfig":
         """As AlgorithmConfig's, but an unknown key is an error, not a new attribute."""
-        for key in config_dict:
+        keys = config_dict.to_dict() if isinstance(config_dict, AlgorithmConfig) else config_dict
+        for key in keys:
             self._check_known_key(key)
         return super().update_from_dict(config_dict)
 
     def _check_known_key(self, key: str) -> None:
         # Keys RLlib itself puts in config dicts (Tune, checkpoints, policy configs).
-        special = {"multiagent", "class", TRIAL_INFO, "_enable_new_api_stack", "__policy_id"}
+        special = {"multiagent", "class", TRIAL_INFO, STDOUT_FILE, STDERR_FILE,
+                   "_enable_new_api_stack", "__policy_id"}
         translated = self._translate_special_keys(key, warn_deprecated=False)
         if key in special or key.startswith("evaluation_") or hasattr(self, translated):
             return

@@ -197,3 +197,19 @@ def test_native_env_with_integer_ids_and_discrete_observations(ray_local, lockst
         assert sorted(result["info"]["learner"]) == ["0", "1"]
     finally:
         algo.stop()
+
+
+def test_tune_tuner_runs_the_registered_trainable(ray_local, tmp_path):
+    from ray import tune
+
+    config = small_config("mpe/simple_spread")
+    config.evaluation(evaluation_interval=None)
+    results = tune.Tuner(
+        "MADDPG",
+        param_space={**config.to_dict(), "tau": tune.grid_search([0.01, 0.05])},
+        run_config=tune.RunConfig(stop={"training_iteration": 1}, storage_path=str(tmp_path),
+                                  verbose=0),
+    ).fit()
+    assert not results.errors, results.errors
+    assert sorted(r.config["tau"] for r in results) == [0.01, 0.05]
+    assert all(r.metrics["num_env_steps_sampled_lifetime"] >= 500 for r in results)

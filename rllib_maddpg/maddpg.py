@@ -27,7 +27,7 @@ from ray.rllib.evaluation.rollout_worker import RolloutWorker
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.models.catalog import ModelCatalog
 from ray.rllib.policy.policy import PolicySpec
-from ray.rllib.policy.sample_batch import DEFAULT_POLICY_ID
+from ray.rllib.policy.sample_batch import DEFAULT_POLICY_ID, concat_samples
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     LEARN_ON_BATCH_TIMER,
@@ -111,6 +111,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.exploration_noise_anneal_timesteps = None
         self.store_buffer_in_checkpoints = False
         self.use_lockstep_sampler = True
+        self.overlap_sampling_and_learning = True
 
         # Derived from the env by `validate()`: the joint agent order, and what
         # the env said about its agents (cached: building an env can be slow).
@@ -142,6 +143,7 @@ class MADDPGConfig(AlgorithmConfig):
         exploration_noise_anneal_timesteps: Optional[int] = NotProvided,
         store_buffer_in_checkpoints: Optional[bool] = NotProvided,
         use_lockstep_sampler: Optional[bool] = NotProvided,
+        overlap_sampling_and_learning: Optional[bool] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -194,6 +196,10 @@ class MADDPGConfig(AlgorithmConfig):
                 sub-envs of a runner step together, one batched actor call per
                 agent per step; several times faster). False: RLlib's generic
                 sampler, which also runs RLlib's per-episode callbacks.
+            overlap_sampling_and_learning: with remote env runners, keep one
+                sample request per runner in flight while the driver learns, so
+                sampling and learning run at the same time (actors then act with
+                weights up to two fragments old). False: sample, then learn.
 
         Returns:
             This updated MADDPGConfig object.
@@ -289,7 +295,7 @@ class MADDPGConfig(AlgorithmConfig):
                   and all(isinstance(p, str) for p in self.use_local_critic)),
               "use_local_critic", "use True/False or a list of policy IDs")
         for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints",
-                    "use_lockstep_sampler"):
+                    "use_lockstep_sampler", "overlap_sampling_and_learning"):
             check(isinstance(getattr(self, key), bool), key, "use True or False")
         check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
         if self.exploration_noise_final_scale is not None:
@@ -472,7 +478,7 @@ class MADDPG(Algorithm):
         # 1. Sample with the decentralized actors; postprocessing attached the
         #    joint columns to every policy's batch.
         with self._timers[SAMPLE_TIMER]:
-            batch = synchronous_parallel_sample(worker_set=self.env_runner_group, concat=True)
+            batch = self._sample()
         if not batch:
             return {}
         batch = batch.as_multi_agent()
@@ -501,6 +507,22 @@ class MADDPG(Algorithm):
                 global_vars={"timestep": self._counters[NUM_ENV_STEPS_SAMPLED]}
             )
         return results
+
+    def _sample(self):
+        """Env steps from the env runners (None if none arrived)."""
+        group = self.env_runner_group
+        if group.num_remote_env_runners() == 0 or not self.config.overlap_sampling_and_learning:
+            return synchronous_parallel_sample(worker_set=group, concat=True)
+        # Pipelined: every remote runner always has one sample() in flight, so
+        # runners step their envs while the driver learns. Runners act with
+        # weights that are at most two fragments old.
+        group.foreach_env_runner_async("sample", tag="sample")
+        ready = group.fetch_ready_async_reqs(
+            tags="sample", timeout_seconds=self.config.sample_timeout_s
+        )
+        group.foreach_env_runner_async("sample", tag="sample")
+        batches = [batch for _, batch in ready]
+        return concat_samples(batches) if batches else None
 
     def update(self) -> Dict[str, Dict]:
         """One MADDPG update of every agent on one joint minibatch from D."""

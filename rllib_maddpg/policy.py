@@ -120,6 +120,20 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         """a'_i = mu'_i(o'_i), as the critic sees it (called at learn time)."""
         return self.action_head.target_action(self.model.target_actor(new_obs))
 
+    def get_critic_weights(self) -> Dict[str, Dict[str, np.ndarray]]:
+        """Q_i and Q'_i as numpy state dicts (e.g. to copy one agent's critic elsewhere)."""
+        return {
+            name: {k: v.detach().cpu().numpy().copy() for k, v in getattr(self.model, name).state_dict().items()}
+            for name in ("critic", "target_critic")
+        }
+
+    def set_critic_weights(self, weights: Dict[str, Dict[str, np.ndarray]]) -> None:
+        """Loads Q_i and Q'_i from `get_critic_weights()`; the actor is untouched."""
+        for name in ("critic", "target_critic"):
+            getattr(self.model, name).load_state_dict(
+                {k: torch.as_tensor(v) for k, v in weights[name].items()}
+            )
+
     # --- the centralized critic's data ---------------------------------------
 
     @override(TorchPolicyV2)

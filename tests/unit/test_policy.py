@@ -160,3 +160,18 @@ def test_target_actions_come_from_each_agents_current_target_actor():
     two_heads = batch[jb.target_actions_col(2)].numpy()
     np.testing.assert_allclose(two_heads[:, :2].sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(two_heads[:, 2:].sum(-1), 1.0, rtol=1e-5)
+
+
+def test_critic_weights_copy_moves_only_the_critics():
+    _, source = build_policies()
+    _, target = build_policies()
+    with torch.no_grad():
+        for param in source[0].model.critic.parameters():
+            param.add_(1.0)
+    actor_before = params(target[0].model.actor)
+    target[0].set_critic_weights(source[0].get_critic_weights())
+    for a, b in zip(source[0].model.critic.parameters(), target[0].model.critic.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(source[0].model.target_critic.parameters(), target[0].model.target_critic.parameters()):
+        assert torch.equal(a, b)
+    assert same(actor_before, target[0].model.actor)

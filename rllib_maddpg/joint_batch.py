@@ -76,15 +76,19 @@ class AgentSpec:
         policy_id: the RLlib policy acting for this agent (one policy per agent).
         obs_dim: size of the agent's (flattened, preprocessed) observation o_k.
         action_dim: size of the agent's action as the critic sees it, a_k.
-        action_segments: for a Box the env marks as probability vectors (MPE's
+        simplex_segments: for a Box the env marks as probability vectors (MPE's
             continuous mode), the sizes of the vectors; None otherwise.
+        categorical_segments: for actions sampled with Gumbel-Softmax, the size
+            of each categorical component (they concatenate to a_k); None for
+            tanh+Gaussian Box actions.
     """
 
     agent_id: object
     policy_id: str
     obs_dim: int
     action_dim: int
-    action_segments: Optional[Tuple[int, ...]] = None
+    simplex_segments: Optional[Tuple[int, ...]] = None
+    categorical_segments: Optional[Tuple[int, ...]] = None
 
 
 def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ...], type]]:

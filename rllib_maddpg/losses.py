@@ -9,7 +9,7 @@ Nothing here knows about RLlib, replay or agents' names: the policy passes
 tensors in and applies the gradients. Shapes: B is the minibatch size.
 """
 
-from typing import Iterable
+from typing import Iterable, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -127,3 +127,49 @@ def gumbel_softmax(
     index = soft.argmax(dim=-1, keepdim=True)
     one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
     return one_hot - soft.detach() + soft
+
+
+def policy_inference_loss(
+    log_prob: torch.Tensor, entropy: torch.Tensor, entropy_weight: float
+) -> torch.Tensor:
+    """Loss of agent i's approximation mu_hat_i^j of agent j's policy (paper eq. 7).
+
+        L(phi_i^j) = -E_{o_j, a_j ~ D} [ log mu_hat_i^j(a_j | o_j) + lambda H(mu_hat_i^j) ]
+
+    Agent i fits mu_hat_i^j to the actions agent j took (from the replay
+    buffer) without reading j's parameters; its target copy then stands in for
+    mu'_j when agent i computes its critic target (paper eq. 8).
+
+    Args:
+        log_prob: log mu_hat_i^j(a_j | o_j), shape [B].
+        entropy: H(mu_hat_i^j(. | o_j)), shape [B].
+        entropy_weight: lambda (paper: unspecified; default 1e-3).
+    """
+    return -(log_prob + entropy_weight * entropy).mean()
+
+
+def categorical_log_prob_and_entropy(
+    logits: torch.Tensor, actions: torch.Tensor, segments: Sequence[int]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """log p(a) and H(p) of independent categoricals p = softmax(logits) per segment.
+
+    `actions` are one-hot or relaxed one-hot vectors (Gumbel-Softmax samples),
+    concatenated like the logits; for a relaxed sample, sum_c a_c log p_c is
+    the cross-entropy with the sample, which is log p(a) when a is one-hot.
+    Both outputs are summed over the segments; shape [B].
+    """
+    log_prob = logits.new_zeros(logits.shape[0])
+    entropy = logits.new_zeros(logits.shape[0])
+    for l, a in zip(torch.split(logits, list(segments), -1), torch.split(actions, list(segments), -1)):
+        log_p = torch.log_softmax(l, -1)
+        log_prob = log_prob + (a * log_p).sum(-1)
+        entropy = entropy - (log_p.exp() * log_p).sum(-1)
+    return log_prob, entropy
+
+
+def gaussian_log_prob_and_entropy(
+    mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """log N(a; mean, exp(log_std)^2) and the Gaussian's entropy, summed over action dims."""
+    dist = torch.distributions.Normal(mean, log_std.exp())
+    return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)

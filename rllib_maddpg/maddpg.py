@@ -112,6 +112,8 @@ class MADDPGConfig(AlgorithmConfig):
         self.store_buffer_in_checkpoints = False
         self.use_lockstep_sampler = True
         self.overlap_sampling_and_learning = True
+        self.infer_other_policies = False
+        self.policy_inference_entropy = 1e-3
 
         # Derived from the env by `validate()`: the joint agent order, and what
         # the env said about its agents (cached: building an env can be slow).
@@ -144,6 +146,8 @@ class MADDPGConfig(AlgorithmConfig):
         store_buffer_in_checkpoints: Optional[bool] = NotProvided,
         use_lockstep_sampler: Optional[bool] = NotProvided,
         overlap_sampling_and_learning: Optional[bool] = NotProvided,
+        infer_other_policies: Optional[Union[bool, List[str]]] = NotProvided,
+        policy_inference_entropy: Optional[float] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -200,6 +204,13 @@ class MADDPGConfig(AlgorithmConfig):
                 sample request per runner in flight while the driver learns, so
                 sampling and learning run at the same time (actors then act with
                 weights up to two fragments old). False: sample, then learn.
+            infer_other_policies: policy inference (paper section 4.2): True, or
+                a list of policy IDs, whose agents learn approximations
+                mu_hat_i^j of the other agents' policies from replayed actions
+                and use them (not the true target actors) for their critic
+                targets. The approximations learn at `actor_lr`.
+            policy_inference_entropy: lambda, the entropy bonus weight of the
+                approximation loss (eq. 7). >= 0.
 
         Returns:
             This updated MADDPGConfig object.
@@ -297,6 +308,13 @@ class MADDPGConfig(AlgorithmConfig):
         for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints",
                     "use_lockstep_sampler", "overlap_sampling_and_learning"):
             check(isinstance(getattr(self, key), bool), key, "use True or False")
+        check(isinstance(self.infer_other_policies, bool)
+              or (isinstance(self.infer_other_policies, (list, tuple))
+                  and all(isinstance(p, str) for p in self.infer_other_policies)),
+              "infer_other_policies", "use True/False or a list of policy IDs")
+        check(isinstance(self.policy_inference_entropy, (int, float))
+              and self.policy_inference_entropy >= 0,
+              "policy_inference_entropy", "use a number >= 0")
         check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
         if self.exploration_noise_final_scale is not None:
             check(self.exploration_noise_final_scale >= 0,
@@ -351,28 +369,33 @@ class MADDPGConfig(AlgorithmConfig):
                 f"policies {sorted(set(self.policies) - set(specs))} act for no agent of "
                 f"the env (agents: {agent_ids}): remove them."
             )
-        if isinstance(self.use_local_critic, (list, tuple)):
-            unknown = sorted(set(self.use_local_critic) - set(specs))
+        for key in ("use_local_critic", "infer_other_policies"):
+            value = getattr(self, key)
+            unknown = sorted(set(value) - set(specs)) if isinstance(value, (list, tuple)) else []
             if unknown:
                 raise ValueError(
-                    f"use_local_critic names unknown policies {unknown}; the policies are "
-                    f"{sorted(specs)}."
+                    f"{key} names unknown policies {unknown}; the policies are {sorted(specs)}."
                 )
         self.policies = specs
         self.policy_mapping_fn = AgentToPolicy(mapping)
         self.policies_to_train = None
         self._maddpg_agents = tuple(
-            jb.AgentSpec(
-                agent_id=agent_id,
-                policy_id=mapping[agent_id],
-                obs_dim=_flat_obs_dim(specs[mapping[agent_id]].observation_space, agent_id),
-                action_dim=make_action_head(
-                    specs[mapping[agent_id]].action_space, segments.get(agent_id), vars(self)
-                ).critic_dim,
-                action_segments=tuple(segments[agent_id]) if segments.get(agent_id) else None,
-            )
+            _agent_spec(agent_id, mapping[agent_id], specs[mapping[agent_id]],
+                        segments.get(agent_id), vars(self))
             for agent_id in agent_ids
         )
+
+
+def _agent_spec(agent_id, policy_id: str, spec: PolicySpec, simplex_segments, config) -> jb.AgentSpec:
+    head = make_action_head(spec.action_space, simplex_segments, config)
+    return jb.AgentSpec(
+        agent_id=agent_id,
+        policy_id=policy_id,
+        obs_dim=_flat_obs_dim(spec.observation_space, agent_id),
+        action_dim=head.critic_dim,
+        simplex_segments=tuple(simplex_segments) if simplex_segments else None,
+        categorical_segments=tuple(head.segments) if hasattr(head, "segments") else None,
+    )
 
 
 class AgentToPolicy:
@@ -431,6 +454,30 @@ def _probe_env(config: AlgorithmConfig):
     finally:
         env.close()
     return agent_ids, obs_spaces, act_spaces, segments
+
+
+@torch.no_grad()
+def inference_quality(policy: MADDPGTorchPolicy, policies: Sequence, batch) -> Dict[str, float]:
+    """How well agent i's approximations mu_hat_i^j match the true policies mu_j.
+
+    A diagnostic only (agent i never reads mu_j to learn): KL(mu_j || mu_hat_i^j)
+    of the categorical components (policy probabilities softmax(logits)), or the
+    mean absolute difference of the deterministic Box actions, on the minibatch.
+    """
+    stats = {}
+    for k in policy.inferred_agents:
+        obs = batch[jb.obs_col(k)]
+        approx = policy.model.approximators[str(k)]
+        true_out = policies[k].model.actor(obs)
+        segments = policy.agents[k].categorical_segments
+        if segments:
+            p_hat = approx.expected_action(obs).clamp_min(1e-8)
+            p = torch.cat([torch.softmax(x, -1) for x in torch.split(true_out, list(segments), -1)], -1)
+            value = (p * (p.clamp_min(1e-8).log() - p_hat.log())).sum(-1).mean()
+        else:
+            value = (approx.expected_action(obs) - torch.tanh(true_out)).abs().mean()
+        stats[f"inference_vs_true/{policy.agents[k].agent_id}"] = float(value)
+    return stats
 
 
 class MADDPG(Algorithm):
@@ -498,7 +545,8 @@ class MADDPG(Algorithm):
             with self._timers[LEARN_ON_BATCH_TIMER]:
                 while self._counters[STEPS_SINCE_UPDATE] >= cfg.env_steps_per_update:
                     self._counters[STEPS_SINCE_UPDATE] -= cfg.env_steps_per_update
-                    results = self.update()
+                    last = self._counters[STEPS_SINCE_UPDATE] < cfg.env_steps_per_update
+                    results = self.update(diagnose=last)
 
         # 4. Send the new actor weights (and the env step count that anneals
         #    exploration noise) to the env runners.
@@ -524,8 +572,12 @@ class MADDPG(Algorithm):
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
 
-    def update(self) -> Dict[str, Dict]:
-        """One MADDPG update of every agent on one joint minibatch from D."""
+    def update(self, diagnose: bool = False) -> Dict[str, Dict]:
+        """One MADDPG update of every agent on one joint minibatch from D.
+
+        With `diagnose`, also reports how close each policy-inference
+        approximation is to the true policy (see `inference_quality`).
+        """
         size = self.config.train_batch_size
         rows = self.local_replay_buffer.sample(size)
         batch = {name: torch.from_numpy(column) for name, column in rows.items()}
@@ -535,6 +587,11 @@ class MADDPG(Algorithm):
             agent.policy_id: policy.learn_on_batch(batch)
             for agent, policy in zip(self.agents, policies)
         }
+        if diagnose:
+            for agent, policy in zip(self.agents, policies):
+                results[agent.policy_id]["learner_stats"].update(
+                    inference_quality(policy, policies, batch)
+                )
         self._counters[NUM_UPDATE_ROUNDS] += 1
         self._counters[NUM_ENV_STEPS_TRAINED] += size
         self._counters[NUM_AGENT_STEPS_TRAINED] += size * len(policies)

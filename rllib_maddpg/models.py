@@ -158,6 +158,46 @@ def make_action_head(
     )
 
 
+class PolicyApproximator(nn.Module):
+    """mu_hat_i^j: agent i's model of agent j's policy, from o_j alone (paper section 4.2).
+
+    Categorical actions (Gumbel-Softmax heads): logits per component. Box
+    actions: a Gaussian over j's action in the critic's [-1, 1] scale, with
+    mean tanh(m) and a learned log-std.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, categorical_segments, hiddens, activation,
+                 temperature: float, hard: bool):
+        super().__init__()
+        self.segments = list(categorical_segments) if categorical_segments else None
+        self.temperature, self.hard = temperature, hard
+        self.net = mlp(obs_dim, hiddens, activation, action_dim if self.segments else 2 * action_dim)
+
+    def log_prob_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor):
+        out = self.net(obs)
+        if self.segments:
+            return losses.categorical_log_prob_and_entropy(out, actions, self.segments)
+        mean, log_std = out.chunk(2, -1)
+        return losses.gaussian_log_prob_and_entropy(torch.tanh(mean), log_std.clamp(-5, 2), actions)
+
+    def expected_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """E[a_j]: the softmax probabilities per component, or tanh(mean)."""
+        out = self.net(obs)
+        if self.segments:
+            return torch.cat([torch.softmax(x, -1) for x in torch.split(out, self.segments, -1)], -1)
+        return torch.tanh(out.chunk(2, -1)[0])
+
+    def target_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """a'_j as agent i's critic target uses it: sampled like the true target actors'."""
+        out = self.net(obs)
+        if self.segments:
+            return torch.cat([
+                losses.gumbel_softmax(x, self.temperature, self.hard)
+                for x in torch.split(out, self.segments, -1)
+            ], -1)
+        return torch.tanh(out.chunk(2, -1)[0])
+
+
 class MADDPGModel(TorchModelV2, nn.Module):
     """Actor mu_i, critic Q_i and their targets mu'_i, Q'_i for one agent.
 
@@ -179,6 +219,7 @@ class MADDPGModel(TorchModelV2, nn.Module):
         actor_activation: str,
         critic_hiddens: Sequence[int],
         critic_activation: str,
+        approximators: Optional[Dict[str, PolicyApproximator]] = None,
     ):
         nn.Module.__init__(self)
         TorchModelV2.__init__(self, obs_space, action_space, num_outputs, model_config, name)
@@ -186,6 +227,9 @@ class MADDPGModel(TorchModelV2, nn.Module):
         self.critic = mlp(critic_in_dim, critic_hiddens, critic_activation, 1)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # Policy inference: mu_hat_i^j and mu_hat'_i^j per other agent j (by joint index).
+        self.approximators = nn.ModuleDict(approximators or {})
+        self.target_approximators = copy.deepcopy(self.approximators).requires_grad_(False)
 
     def forward(self, input_dict, state, seq_lens):
         obs = input_dict["obs_flat"] if "obs_flat" in input_dict else input_dict["obs"]

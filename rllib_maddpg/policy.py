@@ -22,7 +22,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg import losses
-from rllib_maddpg.models import MADDPGModel, make_action_head
+from rllib_maddpg.models import MADDPGModel, PolicyApproximator, make_action_head
 
 
 class MADDPGTorchPolicy(TorchPolicyV2):
@@ -50,8 +50,12 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         self.critic_agents = (
             [self.agent_index] if self.use_local_critic else list(range(len(self.agents)))
         )
+        infer = config["infer_other_policies"]
+        infer = bool(infer) if isinstance(infer, bool) else policy_id in infer
+        # Policy inference: the other agents whose policies agent i approximates.
+        self.inferred_agents = [k for k in self.critic_agents if infer and k != self.agent_index]
         me = self.agents[self.agent_index]
-        self.action_head = make_action_head(action_space, me.action_segments, config)
+        self.action_head = make_action_head(action_space, me.simplex_segments, config)
 
         super().__init__(observation_space, action_space, config)
 
@@ -64,10 +68,19 @@ class MADDPGTorchPolicy(TorchPolicyV2):
 
     @override(TorchPolicyV2)
     def make_model(self) -> MADDPGModel:
-        me = self.agents[self.agent_index]
+        me, cfg = self.agents[self.agent_index], self.config
         critic_in_dim = sum(
             self.agents[k].obs_dim + self.agents[k].action_dim for k in self.critic_agents
         )
+        approximators = {
+            str(k): PolicyApproximator(
+                self.agents[k].obs_dim, self.agents[k].action_dim,
+                self.agents[k].categorical_segments, cfg["actor_hiddens"],
+                cfg["actor_hidden_activation"], cfg["gumbel_softmax_temperature"],
+                cfg["gumbel_softmax_hard"],
+            )
+            for k in self.inferred_agents
+        }
         return MADDPGModel(
             self.observation_space,
             self.action_space,
@@ -80,14 +93,20 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             actor_activation=self.config["actor_hidden_activation"],
             critic_hiddens=self.config["critic_hiddens"],
             critic_activation=self.config["critic_hidden_activation"],
+            approximators=approximators,
         )
 
     @override(TorchPolicyV2)
     def optimizer(self) -> List[torch.optim.Optimizer]:
-        return [
+        optimizers = [
             torch.optim.Adam(self.model.actor.parameters(), lr=self.config["actor_lr"]),
             torch.optim.Adam(self.model.critic.parameters(), lr=self.config["critic_lr"]),
         ]
+        if self.inferred_agents:  # the approximations learn at the actor's rate
+            optimizers.append(
+                torch.optim.Adam(self.model.approximators.parameters(), lr=self.config["actor_lr"])
+            )
+        return optimizers
 
     # --- acting (decentralized execution) ------------------------------------
 
@@ -151,7 +170,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         `batch` holds the joint columns as torch tensors, including the
         target actions a'_j (see joint_batch.attach_target_actions).
         """
-        stats = self.update_critic(batch)
+        stats = self.update_inference(batch) if self.inferred_agents else {}
+        stats.update(self.update_critic(batch))
         stats.update(self.update_actor(batch))
         self.update_targets()
         self.num_grad_updates += 1
@@ -164,7 +184,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             target_q_tp1 = model.q(
                 model.target_critic,
                 jb.gather(batch, jb.new_obs_col, seen),
-                jb.gather(batch, jb.target_actions_col, seen),
+                self.critic_target_actions(batch),
             )
         y = losses.critic_target(
             batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], target_q_tp1,
@@ -180,6 +200,35 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             "target_y_mean": y.mean().item(),
             "critic_grad_norm": grad_norm,
         }
+
+    def critic_target_actions(self, batch: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
+        """a'_k for the agents the critic sees: from the true target actors
+        (joint_batch.attach_target_actions) or, with policy inference, from
+        agent i's own approximations mu_hat'_i^k (paper eq. 8)."""
+        model = self.model
+        return [
+            model.target_approximators[str(k)].target_action(batch[jb.new_obs_col(k)])
+            if k in self.inferred_agents
+            else batch[jb.target_actions_col(k)]
+            for k in self.critic_agents
+        ]
+
+    def update_inference(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Fit mu_hat_i^j to agent j's replayed actions, for every inferred j (eq. 7)."""
+        total, stats = 0.0, {}
+        for k in self.inferred_agents:
+            approx = self.model.approximators[str(k)]
+            obs, actions = batch[jb.obs_col(k)], batch[jb.actions_col(k)]
+            log_prob, entropy = approx.log_prob_and_entropy(obs, actions)
+            total = total + losses.policy_inference_loss(
+                log_prob, entropy, self.config["policy_inference_entropy"]
+            )
+            with torch.no_grad():
+                error = (approx.expected_action(obs) - actions).abs().mean().item()
+            stats[f"inference_action_error/{self.agents[k].agent_id}"] = error
+        stats["inference_loss"] = total.item()
+        stats["inference_grad_norm"] = self._step(self._optimizers[2], total, self.model.approximators)
+        return stats
 
     def update_actor(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D."""
@@ -200,6 +249,10 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         model, tau = self.model, self.config["tau"]
         losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), tau)
         losses.soft_update(model.target_actor.parameters(), model.actor.parameters(), tau)
+        if self.inferred_agents:
+            losses.soft_update(
+                model.target_approximators.parameters(), model.approximators.parameters(), tau
+            )
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, net) -> float:
         """Backward, clip the gradient norm of `net`, step `optimizer`; returns the norm."""

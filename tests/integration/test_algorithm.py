@@ -213,3 +213,15 @@ def test_tune_tuner_runs_the_registered_trainable(ray_local, tmp_path):
     assert not results.errors, results.errors
     assert sorted(r.config["tau"] for r in results) == [0.01, 0.05]
     assert all(r.metrics["num_env_steps_sampled_lifetime"] >= 500 for r in results)
+
+
+def test_policy_inference_trains_and_reports_its_quality(ray_local):
+    algo = small_config("mpe/simple_speaker_listener", infer_other_policies=["listener_0"]).build_algo()
+    try:
+        stats = _learner_stats(algo.train())
+        assert "inference_vs_true/speaker_0" in stats["listener_0"]
+        assert "inference_action_error/speaker_0" in stats["listener_0"]
+        assert not any(k.startswith("inference") for k in stats["speaker_0"])
+        assert len(algo.get_policy("listener_0").get_state()["_optimizer_variables"]) == 3
+    finally:
+        algo.stop()

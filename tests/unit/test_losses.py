@@ -82,3 +82,33 @@ def test_gumbel_softmax_without_noise_is_softmax_and_argmax_follows_the_probabil
     samples = losses.gumbel_softmax(logits.expand(20000, 3), 1.0, hard=True).argmax(-1)
     freq = np.bincount(samples.numpy(), minlength=3) / 20000
     np.testing.assert_allclose(freq, torch.softmax(logits, -1).numpy(), atol=0.015)
+
+
+def test_policy_inference_loss_categorical_matches_numpy():
+    logits = np.array([[1.0, 0.0, -1.0, 0.5, 0.5], [0.0, 2.0, 0.0, -1.0, 1.0]], np.float32)
+    actions = np.array([[1, 0, 0, 0, 1], [0.2, 0.7, 0.1, 0.6, 0.4]], np.float32)  # one-hot, relaxed
+    segments = [3, 2]
+    log_prob, entropy = losses.categorical_log_prob_and_entropy(
+        torch.tensor(logits), torch.tensor(actions), segments)
+    expected_lp, expected_h = np.zeros(2), np.zeros(2)
+    for lo, hi in ((0, 3), (3, 5)):
+        l = logits[:, lo:hi]
+        log_p = l - np.log(np.exp(l).sum(-1, keepdims=True))
+        expected_lp += (actions[:, lo:hi] * log_p).sum(-1)
+        expected_h += -(np.exp(log_p) * log_p).sum(-1)
+    np.testing.assert_allclose(log_prob.numpy(), expected_lp, rtol=1e-5)
+    np.testing.assert_allclose(entropy.numpy(), expected_h, rtol=1e-5)
+    loss = losses.policy_inference_loss(log_prob, entropy, 0.1)
+    assert loss.item() == pytest.approx(-np.mean(expected_lp + 0.1 * expected_h), rel=1e-5)
+
+
+def test_policy_inference_loss_gaussian_matches_numpy():
+    mean = np.array([[0.0, 0.5]], np.float32)
+    log_std = np.array([[0.0, np.log(0.5)]], np.float32)
+    a = np.array([[1.0, 0.0]], np.float32)
+    log_prob, entropy = losses.gaussian_log_prob_and_entropy(
+        torch.tensor(mean), torch.tensor(log_std), torch.tensor(a))
+    std = np.exp(log_std)
+    expected = (-0.5 * ((a - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
+    np.testing.assert_allclose(log_prob.numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(entropy.numpy(), (0.5 + 0.5 * np.log(2 * np.pi) + np.log(std)).sum(-1), rtol=1e-5)

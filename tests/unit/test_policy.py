@@ -175,3 +175,38 @@ def test_critic_weights_copy_moves_only_the_critics():
     for a, b in zip(source[0].model.target_critic.parameters(), target[0].model.target_critic.parameters()):
         assert torch.equal(a, b)
     assert same(actor_before, target[0].model.actor)
+
+
+def test_policy_inference_targets_read_only_agent_is_own_approximations():
+    config, policies = build_policies(infer_other_policies=["1"])
+    assert policies[1].inferred_agents == [0, 2] and policies[0].inferred_agents == []
+    assert sorted(policies[1].model.approximators) == ["0", "2"]
+    batch = random_joint_batch(config._maddpg_agents)
+    jb.attach_target_actions(batch, policies)
+    poisoned = dict(batch)
+    for k in (0, 2):  # the true target actions of the others: agent 1 must not read them
+        poisoned[jb.target_actions_col(k)] = torch.full_like(batch[jb.target_actions_col(k)], float("nan"))
+    torch.manual_seed(0)
+    clean = policies[1].critic_target_actions(batch)
+    torch.manual_seed(0)
+    dirty = policies[1].critic_target_actions(poisoned)
+    for a, b in zip(clean, dirty):
+        torch.testing.assert_close(a, b)
+    assert all(torch.isfinite(a).all() for a in dirty)
+    # Agent 1's own target action is its own target actor's.
+    torch.testing.assert_close(dirty[1], batch[jb.target_actions_col(1)])
+    # And without inference, the true target actions are used as they are.
+    assert torch.isnan(policies[0].critic_target_actions(poisoned)[2]).all()
+
+
+def test_inference_step_fits_the_approximations_only():
+    config, policies = build_policies(infer_other_policies=True, actor_lr=0.05)
+    batch = random_joint_batch(config._maddpg_agents)
+    p = policies[0]
+    before = {name: params(getattr(p.model, name)) for name in ("actor", "critic", "approximators")}
+    losses_seen = [p.update_inference(batch)["inference_loss"] for _ in range(30)]
+    assert losses_seen[-1] < losses_seen[0]
+    assert same(before["actor"], p.model.actor) and same(before["critic"], p.model.critic)
+    assert not same(before["approximators"], p.model.approximators)
+    stats = p.learn_on_batch({**batch, **{jb.target_actions_col(k): batch[jb.actions_col(k)] for k in range(3)}})
+    assert {"inference_action_error/1", "inference_action_error/2"} <= set(stats["learner_stats"])

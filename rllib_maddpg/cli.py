@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint or trial directory.")
     evaluate.add_argument(
+        "--metrics", action="store_true",
+        help="also print the paper's task metrics of the scenario (target reach, "
+        "success rates, touches, ...; see rllib_maddpg/envs/mpe_metrics.py).",
+    )
+    evaluate.add_argument(
         "--episodes", type=int, default=10, metavar="N", help="episodes to run (default 10)."
     )
     evaluate.add_argument(
@@ -1043,6 +1048,20 @@ def _env_action(policy, action):
     return action
 
 
+def _print_task_metrics(task_metrics: Dict[str, List[float]], env_name) -> None:
+    """The paper's per-scenario metrics (rllib_maddpg/envs/mpe_metrics.py), averaged."""
+    import numpy as np
+
+    if not task_metrics:
+        print(f"  no task metrics for env {env_name!r} (the paper's metrics cover six MPE scenarios)")
+        return
+    print("  task metrics (mean over episodes; see rllib_maddpg/envs/mpe_metrics.py):")
+    for name, values in task_metrics.items():
+        mean = float(np.mean(values))
+        shown = f"{100 * mean:.1f}%" if name.endswith(("_success", "_reached")) else f"{mean:.3f}"
+        print(f"    {name:<26} {shown}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -1074,6 +1093,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     returns = np.zeros((args.episodes, len(agent_ids)))
     lengths = []
+    task_metrics: Dict[str, List[float]] = {}
     frames: List[Any] = []
     try:
         for episode in range(args.episodes):
@@ -1098,6 +1118,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 if terminateds.get("__all__") or truncateds.get("__all__"):
                     break
             lengths.append(steps)
+            if args.metrics and hasattr(env, "episode_metrics"):
+                for name, value in env.episode_metrics().items():
+                    task_metrics.setdefault(name, []).append(float(value))
     finally:
         env.close()
 
@@ -1113,6 +1136,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"  {agent:<{width}}  {policy_id:<{pwidth}}  {values.mean():9.3f}  "
             f"{values.std():8.3f}  {values.min():9.3f}  {values.max():9.3f}"
         )
+
+    if args.metrics:
+        _print_task_metrics(task_metrics, config.get("env"))
 
     if args.render:
         from rllib_maddpg.gif import write_gif

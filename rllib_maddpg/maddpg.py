@@ -41,6 +41,7 @@ from ray.rllib.utils.metrics import (
 from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
 from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.callbacks import MADDPGCallbacks
 from rllib_maddpg.models import ACTIVATIONS, make_action_head
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.replay import JointReplayBuffer
@@ -81,6 +82,7 @@ class MADDPGConfig(AlgorithmConfig):
             enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False
         )
         self.framework_str = "torch"
+        self.callbacks_class = MADDPGCallbacks
         # The policy returns env actions directly (no [-1, 1] unsquashing).
         self.normalize_actions = False
         self.clip_actions = False

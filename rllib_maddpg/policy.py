@@ -10,6 +10,7 @@ The math is in `losses.py`, the networks in `models.py`, the joint data in
   already carries the target actions a'_j.
 """
 
+import functools
 from typing import Dict, List, Optional
 
 import gymnasium as gym
@@ -25,6 +26,13 @@ from rllib_maddpg import losses
 from rllib_maddpg.models import MADDPGModel, PolicyApproximator, make_action_head
 
 
+@functools.lru_cache(maxsize=1)
+def _config_defaults() -> Dict:
+    from rllib_maddpg.maddpg import MADDPGConfig
+
+    return MADDPGConfig().to_dict()
+
+
 class MADDPGTorchPolicy(TorchPolicyV2):
     """Agent i of MADDPG (Lowe et al. 2017, Algorithm 1), in PyTorch.
 
@@ -34,6 +42,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Dict):
+        # Keys added since a checkpoint was written take their defaults.
+        config = {**_config_defaults(), **config}
         # Small MLPs on few cores: more than one torch thread per process
         # made updates up to 100x slower here (threads fight over 2 cores).
         torch.set_num_threads(1)

@@ -17,7 +17,8 @@ every policy's `postprocess_trajectory` attaches the other agents' columns
 Not supported here (set `use_lockstep_sampler=False` for RLlib's sampler):
 RLlib's per-episode callbacks (on_episode_start/step/end) and observation
 filters. Episodes are summarized for RLlib's metrics (returns per policy,
-lengths) as RLlib's sampler does.
+lengths, and an env's `episode_metrics()` as custom metrics) as RLlib's
+sampler does.
 """
 
 import itertools
@@ -106,6 +107,7 @@ class LockstepSampler:
         self._returns[e] = 0.0
 
     def _end_episode(self, e: int) -> None:
+        env = self.envs[e]
         self._metrics.append(
             RolloutMetrics(
                 episode_length=int(self._t[e]),
@@ -113,6 +115,8 @@ class LockstepSampler:
                 agent_rewards={
                     (a.agent_id, a.policy_id): float(r) for a, r in zip(self.agents, self._returns[e])
                 },
+                # Task metrics of the paper (envs/mpe_metrics.py), read before the reset.
+                custom_metrics=env.episode_metrics() if hasattr(env, "episode_metrics") else {},
             )
         )
         self._reset(e)

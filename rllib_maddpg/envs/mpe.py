@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 from ray.tune.registry import register_env
 
+from rllib_maddpg.envs.mpe_metrics import metrics_for
 from rllib_maddpg.envs.pettingzoo_env import (
     MultiDiscreteToDiscrete,
     PettingZooMultiAgentEnv,
@@ -65,12 +66,15 @@ def make_mpe_env(
 
     par_env = module.parallel_env(**kwargs)
     raw_env = par_env.unwrapped  # mpe2 SimpleEnv: has .world and .continuous_actions
+    metrics = metrics_for(scenario)
     if raw_env.continuous_actions:
         return PettingZooMultiAgentEnv(
-            par_env, action_simplex_segments=_simplex_segments(raw_env.world)
+            par_env, action_simplex_segments=_simplex_segments(raw_env.world),
+            episode_metrics=metrics,
         )
     return PettingZooMultiAgentEnv(
-        par_env, action_adapters=_move_say_adapters(par_env, raw_env.world)
+        par_env, action_adapters=_move_say_adapters(par_env, raw_env.world),
+        episode_metrics=metrics,
     )
 
 

@@ -87,6 +87,8 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         action_adapters: Optional ``{agent: ActionAdapter}``; the adapter's
             ``space`` replaces the env's action space for that agent and its
             ``to_env`` converts each action before it reaches the env.
+        episode_metrics: Optional tracker of task metrics, read with
+            ``episode_metrics()`` at the end of an episode.
         action_simplex_segments: Optional ``{agent: [n1, n2, ...] | None}``.
             For a Box action that is really a concatenation of probability
             vectors, the sizes of those vectors (each sums to 1). Missing
@@ -102,8 +104,13 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         env: ParallelEnv,
         action_adapters: Mapping[AgentID, ActionAdapter] | None = None,
         action_simplex_segments: Mapping[AgentID, Sequence[int] | None] | None = None,
+        episode_metrics: Any = None,
     ):
         _check_is_parallel_env(env)
+        # Optional per-episode task metrics (e.g. mpe_metrics): an object with
+        # on_reset(env), on_step(env), on_episode_end(env) -> {name: float},
+        # called with the unwrapped PettingZoo env.
+        self._episode_metrics = episode_metrics
         self.par_env = env
         self.possible_agents = list(env.possible_agents)
         self.agents = list(self.possible_agents)
@@ -149,6 +156,8 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         obs, infos = self.par_env.reset(seed=seed, options=options)
         self._episode_step = 0
         self._episode_over = False
+        if self._episode_metrics is not None:
+            self._episode_metrics.on_reset(self.par_env.unwrapped)
         return self._checked_observations(obs), dict(infos or {})
 
     def step(self, action_dict: Mapping[AgentID, Any]):
@@ -160,11 +169,19 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         env_actions = self._actions_to_env(action_dict)
         obs, rewards, terms, truncs, infos = self.par_env.step(env_actions)
         self._episode_step += 1
+        if self._episode_metrics is not None:
+            self._episode_metrics.on_step(self.par_env.unwrapped)
 
         terminateds, truncateds = self._done_flags(terms, truncs)
         obs = self._checked_observations(obs)
         rewards = self._checked_rewards(rewards)
         return obs, rewards, terminateds, truncateds, dict(infos or {})
+
+    def episode_metrics(self) -> dict:
+        """The task metrics of the episode so far (call at its end); {} without a tracker."""
+        if self._episode_metrics is None:
+            return {}
+        return self._episode_metrics.on_episode_end(self.par_env.unwrapped)
 
     def render(self):
         return self.par_env.render()

@@ -225,3 +225,15 @@ def test_policy_inference_trains_and_reports_its_quality(ray_local):
         assert len(algo.get_policy("listener_0").get_state()["_optimizer_variables"]) == 3
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep_sampler", "rllib_sampler"])
+def test_paper_metrics_appear_in_results(ray_local, lockstep):
+    algo = small_config("mpe/simple_speaker_listener", use_lockstep_sampler=lockstep,
+                        num_steps_sampled_before_learning_starts=10**6).build_algo()
+    try:
+        custom = algo.train()["env_runners"]["custom_metrics"]
+        assert 0.0 <= custom["target_reached_mean"] <= 1.0
+        assert custom["target_distance_mean"] > 0
+    finally:
+        algo.stop()

@@ -277,3 +277,11 @@ def lzw_decode(data, min_code_size):
         prev = entry
         if len(table) == 1 << width and width < 12:
             width += 1
+
+
+def test_evaluate_prints_the_papers_task_metrics(trained):
+    proc = rllib("evaluate", _checkpoint(trained), "--episodes", 3, "--metrics")
+    assert proc.returncode == 0, show(proc)
+    assert "task metrics" in proc.stdout, show(proc)
+    lines = {l.split()[0]: l.split()[1] for l in proc.stdout.splitlines() if l.startswith("    ")}
+    assert float(lines["mean_landmark_distance"]) > 0 and float(lines["collisions"]) >= 0

@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint or trial directory.")
     evaluate.add_argument(
+        "--subpolicy", type=int, default=None, metavar="K",
+        help="policy ensembles: act with sub-policy K (default: draw one per agent per episode).",
+    )
+    evaluate.add_argument(
         "--metrics", action="store_true",
         help="also print the paper's task metrics of the scenario (target reach, "
         "success rates, touches, ...; see rllib_maddpg/envs/mpe_metrics.py).",
@@ -1091,6 +1095,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    ensembles = {pid: p.num_subpolicies for pid, p in policies.items()
+                 if getattr(p, "num_subpolicies", 1) > 1}
+    if args.subpolicy is not None and any(args.subpolicy >= k for k in ensembles.values()):
+        raise UsageError(f"--subpolicy {args.subpolicy}: the ensembles have {ensembles} sub-policies")
+    rng = np.random.default_rng(args.seed)
     returns = np.zeros((args.episodes, len(agent_ids)))
     lengths = []
     task_metrics: Dict[str, List[float]] = {}
@@ -1100,14 +1109,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             record = bool(args.render) and episode == 0
             seed = None if args.seed is None else args.seed + episode
             obs, _ = env.reset(seed=seed)
+            # Policy ensembles: one sub-policy per agent per episode (or --subpolicy).
+            subpolicy = {
+                pid: (args.subpolicy if args.subpolicy is not None else int(rng.integers(k)))
+                for pid, k in ensembles.items()
+            }
             if record:
                 frames.append(env.render())
             steps = 0
             while True:
                 actions = {}
                 for agent_id, agent_obs in obs.items():
-                    policy = policies[mapping[agent_id]]
-                    action, _, _ = policy.compute_single_action(agent_obs, explore=args.explore)
+                    pid = mapping[agent_id]
+                    policy = policies[pid]
+                    if pid in subpolicy:
+                        action, _, _ = policy.compute_single_action(
+                            input_dict={"obs": agent_obs, "subpolicy": subpolicy[pid]},
+                            explore=args.explore,
+                        )
+                    else:
+                        action, _, _ = policy.compute_single_action(agent_obs, explore=args.explore)
                     actions[agent_id] = _env_action(policy, action)
                 obs, rewards, terminateds, truncateds, _ = env.step(actions)
                 steps += 1

@@ -388,9 +388,9 @@ class GeneticMADDPG(tune.Trainable):
        - `episode_return_mean` and `env_runners/...`: the best member's;
        - `num_critic_syncs`, `critic_synced_this_iter`,
          `last_critic_sync_source` (the member copied from; -1 before any);
-       - `num_env_steps_sampled_lifetime`: the SUM over members (the
-         population's env steps); `num_env_steps_sampled_lifetime_per_member`:
-         the smallest member's count.
+       - `num_env_steps_sampled_lifetime` and `num_env_steps_sampled_this_iter`:
+         SUMS over members (the population's env steps);
+         `num_env_steps_sampled_lifetime_per_member`: the smallest member's count.
 
     Checkpoints hold one RLlib checkpoint per member in `member_<i>/` (each
     loadable alone with `Algorithm.from_checkpoint`) and the sync counters.
@@ -446,9 +446,11 @@ class GeneticMADDPG(tune.Trainable):
 
     def step(self) -> Dict[str, Any]:
         results = ray.get([member.train.remote() for member in self.members])
+        steps_this_iter = 0
         for i, result in enumerate(results):
             lifetime = int(result["num_env_steps_sampled_lifetime"])
             self.steps_since_sync[i] += lifetime - self.steps_lifetime[i]
+            steps_this_iter += lifetime - self.steps_lifetime[i]
             self.steps_lifetime[i] = lifetime
 
         metrics = [read_metric(r, self.algo_config.sync_metric) for r in results]
@@ -485,6 +487,7 @@ class GeneticMADDPG(tune.Trainable):
             CRITIC_SYNCED: int(synced),
             SYNC_SOURCE: self.last_sync_source,
             "num_env_steps_sampled_lifetime": sum(self.steps_lifetime),
+            "num_env_steps_sampled_this_iter": steps_this_iter,
             STEPS_PER_MEMBER: min(self.steps_lifetime),
         }
 

@@ -29,7 +29,12 @@ env step:
     joint_terminateds_{k}     d_k          float32 []   1.0 if the episode
                                            terminated for k (a time-limit
                                            truncation is 0.0: it bootstraps)
+    joint_subpolicy_{k}       k's sub-policy in this episode (policy ensembles;
+                              0 without one)   int64 []
     joint_target_actions_{k}  a'_k = mu'_k(o'_k)   torch, learn time only
+
+With policy ensembles, agent i's sub-buffer D_i^(k) is the set of rows with
+joint_subpolicy_{i} == k (JointReplayBuffer subsets).
 """
 
 from dataclasses import dataclass
@@ -41,6 +46,8 @@ import torch
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 CRITIC_ACTION = "critic_action"
+# Policy ensembles: the sub-policy k an agent follows in this episode (0 if K = 1).
+SUBPOLICY = "subpolicy"
 
 
 def obs_col(k: int) -> str:
@@ -67,6 +74,10 @@ def target_actions_col(k: int) -> str:
     return f"joint_target_actions_{k}"
 
 
+def subpolicy_col(k: int) -> str:
+    return f"joint_subpolicy_{k}"
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """One agent of the joint order, as every policy needs to know it.
@@ -81,6 +92,7 @@ class AgentSpec:
         categorical_segments: for actions sampled with Gumbel-Softmax, the size
             of each categorical component (they concatenate to a_k); None for
             tanh+Gaussian Box actions.
+        num_subpolicies: K, the size of the agent's policy ensemble (1: none).
     """
 
     agent_id: object
@@ -89,6 +101,7 @@ class AgentSpec:
     action_dim: int
     simplex_segments: Optional[Tuple[int, ...]] = None
     categorical_segments: Optional[Tuple[int, ...]] = None
+    num_subpolicies: int = 1
 
 
 def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ...], type]]:
@@ -100,6 +113,7 @@ def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ..
         columns[rewards_col(k)] = ((), np.float32)
         columns[new_obs_col(k)] = ((agent.obs_dim,), np.float32)
         columns[terminateds_col(k)] = ((), np.float32)
+        columns[subpolicy_col(k)] = ((), np.int64)
     return columns
 
 
@@ -141,12 +155,17 @@ def attach_joint_columns(
             batch[rewards_col(k)] = np.zeros(n, np.float32)
             batch[new_obs_col(k)] = np.zeros((n, agent.obs_dim), np.float32)
             batch[terminateds_col(k)] = np.zeros(n, np.float32)
+            batch[subpolicy_col(k)] = np.zeros(n, np.int64)
         else:
             batch[obs_col(k)] = _flat(source[SampleBatch.OBS])
             batch[actions_col(k)] = _flat(source[CRITIC_ACTION])
             batch[rewards_col(k)] = np.asarray(source[SampleBatch.REWARDS], np.float32)
             batch[new_obs_col(k)] = _flat(source[SampleBatch.NEXT_OBS])
             batch[terminateds_col(k)] = np.asarray(source[SampleBatch.TERMINATEDS], np.float32)
+            batch[subpolicy_col(k)] = (
+                np.asarray(source[SUBPOLICY], np.int64) if SUBPOLICY in source
+                else np.zeros(n, np.int64)
+            )
     return batch
 
 
@@ -204,7 +223,10 @@ def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence) ->
     """
     with torch.no_grad():
         for k, policy in enumerate(policies):
-            batch[target_actions_col(k)] = policy.target_actions(batch[new_obs_col(k)])
+            # With a policy ensemble, the target of the sub-policy that acted.
+            batch[target_actions_col(k)] = policy.target_actions(
+                batch[new_obs_col(k)], batch.get(subpolicy_col(k))
+            )
 
 
 def gather(batch: Dict[str, torch.Tensor], column, indices: List[int]) -> List[torch.Tensor]:

@@ -116,6 +116,9 @@ class MADDPGConfig(AlgorithmConfig):
         self.overlap_sampling_and_learning = True
         self.infer_other_policies = False
         self.policy_inference_entropy = 1e-3
+        self.num_subpolicies = 1
+        self.ensemble_shared_draw = []
+        self.subpolicy_for_acting = None
 
         # Derived from the env by `validate()`: the joint agent order, and what
         # the env said about its agents (cached: building an env can be slow).
@@ -150,6 +153,9 @@ class MADDPGConfig(AlgorithmConfig):
         overlap_sampling_and_learning: Optional[bool] = NotProvided,
         infer_other_policies: Optional[Union[bool, List[str]]] = NotProvided,
         policy_inference_entropy: Optional[float] = NotProvided,
+        num_subpolicies: Optional[int] = NotProvided,
+        ensemble_shared_draw: Optional[List[List[str]]] = NotProvided,
+        subpolicy_for_acting: Optional[int] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -213,6 +219,18 @@ class MADDPGConfig(AlgorithmConfig):
                 targets. The approximations learn at `actor_lr`.
             policy_inference_entropy: lambda, the entropy bonus weight of the
                 approximation loss (eq. 7). >= 0.
+            num_subpolicies: K, the size of each agent's policy ensemble (paper
+                section 4.3; set per policy through a PolicySpec's config). At
+                each episode start every agent draws one of its K sub-policies
+                uniformly; sub-policy k learns from its own buffer D_i^(k) (the
+                rows where it acted), with its gradient scaled by 1/K (eq. 9);
+                the agent's one critic learns from all rows. Needs the lockstep
+                sampler. >= 1.
+            ensemble_shared_draw: groups of policy IDs (e.g. a team) that draw
+                one shared sub-policy index per episode instead of one each;
+                the policies of a group need the same K.
+            subpolicy_for_acting: act with this sub-policy instead of drawing
+                one per episode (e.g. in `evaluation_config`); None draws.
 
         Returns:
             This updated MADDPGConfig object.
@@ -317,6 +335,15 @@ class MADDPGConfig(AlgorithmConfig):
         check(isinstance(self.policy_inference_entropy, (int, float))
               and self.policy_inference_entropy >= 0,
               "policy_inference_entropy", "use a number >= 0")
+        check(isinstance(self.num_subpolicies, (int, np.integer)) and self.num_subpolicies >= 1,
+              "num_subpolicies", "use an integer >= 1")
+        check(isinstance(self.ensemble_shared_draw, (list, tuple))
+              and all(isinstance(g, (list, tuple)) and all(isinstance(p, str) for p in g)
+                      for g in self.ensemble_shared_draw),
+              "ensemble_shared_draw", "use a list of lists of policy IDs, e.g. [['agent_0', 'agent_1']]")
+        check(self.subpolicy_for_acting is None
+              or (isinstance(self.subpolicy_for_acting, (int, np.integer)) and self.subpolicy_for_acting >= 0),
+              "subpolicy_for_acting", "use None (draw per episode) or a sub-policy index >= 0")
         check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
         if self.exploration_noise_final_scale is not None:
             check(self.exploration_noise_final_scale >= 0,
@@ -386,9 +413,38 @@ class MADDPGConfig(AlgorithmConfig):
                         segments.get(agent_id), vars(self))
             for agent_id in agent_ids
         )
+        self._validate_ensembles()
+
+    def _validate_ensembles(self) -> None:
+        sizes = {a.policy_id: a.num_subpolicies for a in self._maddpg_agents}
+        if max(sizes.values()) > 1 and not self.use_lockstep_sampler:
+            raise ValueError(
+                "policy ensembles (num_subpolicies > 1) draw a sub-policy per episode in "
+                "MADDPG's lockstep sampler: set use_lockstep_sampler=True."
+            )
+        for group in self.ensemble_shared_draw:
+            unknown = sorted(set(group) - set(sizes))
+            if unknown:
+                raise ValueError(
+                    f"ensemble_shared_draw names unknown policies {unknown}; the policies "
+                    f"are {sorted(sizes)}."
+                )
+            if len({sizes[p] for p in group}) > 1:
+                raise ValueError(
+                    f"ensemble_shared_draw group {list(group)} mixes ensemble sizes "
+                    f"{ {p: sizes[p] for p in group} }: give its policies the same num_subpolicies."
+                )
+        fixed = self.subpolicy_for_acting
+        ensembles = {p: k for p, k in sizes.items() if k > 1}
+        if fixed is not None and ensembles and fixed >= min(ensembles.values()):
+            raise ValueError(
+                f"subpolicy_for_acting={fixed}, but the ensembles {ensembles} have fewer "
+                "sub-policies (indices count from 0)."
+            )
 
 
 def _agent_spec(agent_id, policy_id: str, spec: PolicySpec, simplex_segments, config) -> jb.AgentSpec:
+    config = {**config, **(spec.config or {})}  # a PolicySpec's config overrides
     head = make_action_head(spec.action_space, simplex_segments, config)
     return jb.AgentSpec(
         agent_id=agent_id,
@@ -397,6 +453,7 @@ def _agent_spec(agent_id, policy_id: str, spec: PolicySpec, simplex_segments, co
         action_dim=head.critic_dim,
         simplex_segments=tuple(simplex_segments) if simplex_segments else None,
         categorical_segments=tuple(head.segments) if hasattr(head, "segments") else None,
+        num_subpolicies=int(config["num_subpolicies"]),
     )
 
 
@@ -515,6 +572,9 @@ class MADDPG(Algorithm):
             config.replay_buffer_config["capacity"],
             jb.replay_columns(self.agents),
             seed=config.seed,
+            # D_i^(k) of each policy ensemble: the rows where agent i used sub-policy k.
+            subset_columns=[jb.subpolicy_col(k) for k, a in enumerate(self.agents)
+                            if a.num_subpolicies > 1],
         )
 
     def agent_policies(self) -> List[MADDPGTorchPolicy]:
@@ -574,6 +634,17 @@ class MADDPG(Algorithm):
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
 
+    def _actor_batches(self, k: int, agent: jb.AgentSpec) -> Optional[Dict[int, Dict]]:
+        """Policy ensembles: a minibatch per sub-policy from its own buffer D_k^(s)."""
+        if agent.num_subpolicies == 1:
+            return None
+        buffer, column = self.local_replay_buffer, jb.subpolicy_col(k)
+        return {
+            s: {name: torch.from_numpy(v) for name, v in buffer.sample(
+                self.config.train_batch_size, subset=(column, s)).items()}
+            for s in range(agent.num_subpolicies) if buffer.subset_size(column, s) > 0
+        }
+
     def update(self, diagnose: bool = False) -> Dict[str, Dict]:
         """One MADDPG update of every agent on one joint minibatch from D.
 
@@ -586,8 +657,8 @@ class MADDPG(Algorithm):
         policies = self.agent_policies()
         jb.attach_target_actions(batch, policies)
         results = {
-            agent.policy_id: policy.learn_on_batch(batch)
-            for agent, policy in zip(self.agents, policies)
+            agent.policy_id: policy.learn_on_batch(batch, self._actor_batches(k, agent))
+            for k, (agent, policy) in enumerate(zip(self.agents, policies))
         }
         if diagnose:
             for agent, policy in zip(self.agents, policies):

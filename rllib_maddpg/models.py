@@ -203,6 +203,9 @@ class MADDPGModel(TorchModelV2, nn.Module):
 
     `critic_in_dim` is sum_j dim(o_j) + sum_j dim(a_j) over the agents the
     critic sees (all of them for MADDPG, agent i alone for a local critic).
+    With a policy ensemble (paper section 4.3) the agent has K actors
+    mu_i^(1..K) (`actors`, `target_actors`) and one critic; `actor` is the
+    first (the only one when K = 1).
     """
 
     def __init__(
@@ -220,16 +223,35 @@ class MADDPGModel(TorchModelV2, nn.Module):
         critic_hiddens: Sequence[int],
         critic_activation: str,
         approximators: Optional[Dict[str, PolicyApproximator]] = None,
+        num_subpolicies: int = 1,
     ):
         nn.Module.__init__(self)
         TorchModelV2.__init__(self, obs_space, action_space, num_outputs, model_config, name)
-        self.actor = mlp(obs_dim, actor_hiddens, actor_activation, num_outputs)
+        self.actors = nn.ModuleList(
+            mlp(obs_dim, actor_hiddens, actor_activation, num_outputs) for _ in range(num_subpolicies)
+        )
         self.critic = mlp(critic_in_dim, critic_hiddens, critic_activation, 1)
-        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.target_actors = copy.deepcopy(self.actors).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         # Policy inference: mu_hat_i^j and mu_hat'_i^j per other agent j (by joint index).
         self.approximators = nn.ModuleDict(approximators or {})
         self.target_approximators = copy.deepcopy(self.approximators).requires_grad_(False)
+
+    @property
+    def actor(self) -> nn.Module:
+        return self.actors[0]
+
+    @property
+    def target_actor(self) -> nn.Module:
+        return self.target_actors[0]
+
+    @staticmethod
+    def per_subpolicy(nets: nn.ModuleList, obs: torch.Tensor, subpolicy: Optional[torch.Tensor]):
+        """Row b goes through nets[subpolicy[b]] (nets[0] when no index is given)."""
+        if len(nets) == 1 or subpolicy is None:
+            return nets[0](obs)
+        outs = torch.stack([net(obs) for net in nets])  # [K, B, out]: K is small
+        return outs[subpolicy.long(), torch.arange(obs.shape[0])]
 
     def forward(self, input_dict, state, seq_lens):
         obs = input_dict["obs_flat"] if "obs_flat" in input_dict else input_dict["obs"]

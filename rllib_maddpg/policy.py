@@ -66,6 +66,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         self.inferred_agents = [k for k in self.critic_agents if infer and k != self.agent_index]
         me = self.agents[self.agent_index]
         self.action_head = make_action_head(action_space, me.simplex_segments, config)
+        # Policy ensemble (paper section 4.3): K sub-policies, one critic.
+        self.num_subpolicies = config["num_subpolicies"]
 
         super().__init__(observation_space, action_space, config)
 
@@ -104,12 +106,13 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             critic_hiddens=self.config["critic_hiddens"],
             critic_activation=self.config["critic_hidden_activation"],
             approximators=approximators,
+            num_subpolicies=self.num_subpolicies,
         )
 
     @override(TorchPolicyV2)
     def optimizer(self) -> List[torch.optim.Optimizer]:
         optimizers = [
-            torch.optim.Adam(self.model.actor.parameters(), lr=self.config["actor_lr"]),
+            torch.optim.Adam(self.model.actors.parameters(), lr=self.config["actor_lr"]),
             torch.optim.Adam(self.model.critic.parameters(), lr=self.config["critic_lr"]),
         ]
         if self.inferred_agents:  # the approximations learn at the actor's rate
@@ -138,16 +141,28 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         obs = torch.as_tensor(np.asarray(input_dict[SampleBatch.OBS]), dtype=torch.float32)
         obs = obs.reshape(len(obs), -1)
         with torch.no_grad():
-            out = self.model.actor(obs)
+            out = self.model.per_subpolicy(self.model.actors, obs, self._subpolicy_index(input_dict, len(obs)))
             critic_action = self.action_head.sample(
                 out, explore, self.exploration_noise_scale(timestep)
             ).numpy()
         self.global_timestep += len(obs)
         return self.action_head.to_env(critic_action), [], {jb.CRITIC_ACTION: critic_action}
 
-    def target_actions(self, new_obs: torch.Tensor) -> torch.Tensor:
-        """a'_i = mu'_i(o'_i), as the critic sees it (called at learn time)."""
-        return self.action_head.target_action(self.model.target_actor(new_obs))
+    def _subpolicy_index(self, input_dict, n: int) -> Optional[torch.Tensor]:
+        """Which sub-policy acts for each row: the input's SUBPOLICY column (the
+        sampler's per-episode draw), else `subpolicy_for_acting`, else 0."""
+        if self.num_subpolicies == 1:
+            return None
+        if jb.SUBPOLICY in input_dict:
+            return torch.as_tensor(np.asarray(input_dict[jb.SUBPOLICY]), dtype=torch.long)
+        fixed = self.config["subpolicy_for_acting"]
+        return torch.full((n,), 0 if fixed is None else fixed, dtype=torch.long)
+
+    def target_actions(self, new_obs: torch.Tensor, subpolicy: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """a'_i = mu'_i(o'_i), as the critic sees it (called at learn time); with
+        a policy ensemble, from the target of the sub-policy that acted."""
+        out = self.model.per_subpolicy(self.model.target_actors, new_obs, subpolicy)
+        return self.action_head.target_action(out)
 
     def get_critic_weights(self) -> Dict[str, Dict[str, np.ndarray]]:
         """Q_i and Q'_i as numpy state dicts (e.g. to copy one agent's critic elsewhere)."""
@@ -174,15 +189,17 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     # --- learning --------------------------------------------------------------
 
     @override(TorchPolicyV2)
-    def learn_on_batch(self, batch: Dict[str, torch.Tensor]) -> Dict:
+    def learn_on_batch(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict:
         """One MADDPG update of agent i (Algorithm 1, inner loop) on a joint minibatch.
 
         `batch` holds the joint columns as torch tensors, including the
-        target actions a'_j (see joint_batch.attach_target_actions).
+        target actions a'_j (see joint_batch.attach_target_actions). With a
+        policy ensemble, `actor_batches[k]` is a minibatch from sub-policy k's
+        own buffer D_i^(k) (paper eq. 9); the critic learns from `batch`.
         """
         stats = self.update_inference(batch) if self.inferred_agents else {}
         stats.update(self.update_critic(batch))
-        stats.update(self.update_actor(batch))
+        stats.update(self.update_actor(batch, actor_batches))
         self.update_targets()
         self.num_grad_updates += 1
         return {"learner_stats": stats}
@@ -240,39 +257,60 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         stats["inference_grad_norm"] = self._step(self._optimizers[2], total, self.model.approximators)
         return stats
 
-    def update_actor(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D."""
-        i, seen, model = self.agent_index, self.critic_agents, self.model
-        pre_activation = model.actor(batch[jb.obs_col(i)])
-        act_n = jb.gather(batch, jb.actions_col, seen)
-        act_n[seen.index(i)] = self.action_head.policy_action(pre_activation)
+    def update_actor(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict[str, float]:
+        """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D.
+
+        With a policy ensemble, sub-policy k ascends the same objective on its
+        own buffer's minibatch, scaled by 1/K (paper eq. 9).
+        """
+        model = self.model
         # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
         model.critic.requires_grad_(False)
-        q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), act_n)
+        if self.num_subpolicies == 1:
+            loss = self._actor_loss(batch, 0)
+        else:
+            loss = sum(self._actor_loss(b, k) for k, b in (actor_batches or {}).items())
+            loss = loss / self.num_subpolicies
         model.critic.requires_grad_(True)
-        loss = losses.actor_loss(q_pi, pre_activation, self.config["actor_regularization"])
-        grad_norm = self._step(self._optimizers[0], loss, model.actor)
+        if not torch.is_tensor(loss):  # no sub-policy has data yet
+            return {}
+        grad_norm = self._step(self._optimizers[0], loss, *model.actors)
         return {"actor_loss": loss.item(), "actor_grad_norm": grad_norm}
+
+    def _actor_loss(self, batch: Dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        i, seen, model = self.agent_index, self.critic_agents, self.model
+        pre_activation = model.actors[k](batch[jb.obs_col(i)])
+        act_n = jb.gather(batch, jb.actions_col, seen)
+        act_n[seen.index(i)] = self.action_head.policy_action(pre_activation)
+        q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), act_n)
+        return losses.actor_loss(q_pi, pre_activation, self.config["actor_regularization"])
 
     def update_targets(self) -> None:
         """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actor and the critic."""
         model, tau = self.model, self.config["tau"]
         losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), tau)
-        losses.soft_update(model.target_actor.parameters(), model.actor.parameters(), tau)
+        losses.soft_update(model.target_actors.parameters(), model.actors.parameters(), tau)
         if self.inferred_agents:
             losses.soft_update(
                 model.target_approximators.parameters(), model.approximators.parameters(), tau
             )
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, net) -> float:
-        """Backward, clip the gradient norm of `net`, step `optimizer`; returns the norm."""
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, *nets) -> float:
+        """Backward, clip the gradient norm of each net, step `optimizer`.
+
+        Returns the (mean) gradient norm before clipping.
+        """
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.config["grad_norm_clipping"]
-        params = [p for p in net.parameters() if p.grad is not None]
-        if clip is not None:
-            norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        else:
-            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        norms = []
+        for net in nets:
+            params = [p for p in net.parameters() if p.grad is not None]
+            if not params:
+                continue
+            if clip is not None:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(params, clip)))
+            else:
+                norms.append(float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))))
         optimizer.step()
-        return float(norm)
+        return float(np.mean(norms)) if norms else 0.0

@@ -10,7 +10,7 @@ took ~100 ms and add() ~3k steps/s; this ring buffer samples 1024 rows in
 under 1 ms and adds hundreds of thousands of rows per second.
 """
 
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,16 +29,20 @@ class JointReplayBuffer:
         capacity: int,
         columns: Mapping[str, Tuple[Tuple[int, ...], np.dtype]],
         seed: Optional[int] = None,
+        subset_columns: Sequence[str] = (),
     ):
         self.capacity = int(capacity)
         self._data: Dict[str, np.ndarray] = {
             name: np.zeros((self.capacity,) + tuple(shape), dtype=dtype)
             for name, (shape, dtype) in columns.items()
         }
-        self._next = 0  # where the next row goes
+        self._next = 0  # where the next row goes; always num_added % capacity
         self._size = 0
         self._num_added = 0
         self._rng = np.random.default_rng(seed)
+        # Sub-buffers (policy ensembles): for an integer column c and value k,
+        # the rows with c == k, kept as their add counters, oldest first.
+        self._subsets: Dict[str, Dict[int, _RowIds]] = {c: {} for c in subset_columns}
 
     def __len__(self) -> int:
         return self._size
@@ -57,20 +61,42 @@ class JointReplayBuffer:
         if n > self.capacity:  # only the newest `capacity` rows can survive
             rows = {k: v[-self.capacity :] for k, v in rows.items()}
             self._num_added += n - self.capacity
+            self._next = (self._next + n - self.capacity) % self.capacity
             n = self.capacity
         index = (self._next + np.arange(n)) % self.capacity
         for name, column in self._data.items():
             column[index] = rows[name]
+        ids = self._num_added + np.arange(n)
+        for name, subsets in self._subsets.items():
+            values = np.asarray(rows[name])
+            for k in np.unique(values):
+                subsets.setdefault(int(k), _RowIds(self.capacity)).append(ids[values == k])
         self._next = (self._next + n) % self.capacity
         self._size = min(self._size + n, self.capacity)
         self._num_added += n
 
-    def sample(self, batch_size: int) -> Dict[str, np.ndarray]:
-        """`batch_size` rows drawn uniformly with replacement (as the original code)."""
-        if self._size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
-        index = self._rng.integers(0, self._size, size=batch_size)
+    def sample(self, batch_size: int, subset: Optional[Tuple[str, int]] = None) -> Dict[str, np.ndarray]:
+        """`batch_size` rows drawn uniformly with replacement (as the original code).
+
+        With `subset=(column, k)`, only from the rows whose `column` is k (the
+        sub-buffer D_i^(k) of a policy ensemble).
+        """
+        if subset is None:
+            if self._size == 0:
+                raise ValueError("cannot sample from an empty replay buffer")
+            index = self._rng.integers(0, self._size, size=batch_size)
+        else:
+            ids = self._subsets[subset[0]].get(subset[1])
+            oldest = self._num_added - self._size
+            if ids is None or ids.count(oldest) == 0:
+                raise ValueError(f"the replay buffer holds no rows with {subset[0]} == {subset[1]}")
+            index = ids.sample(batch_size, oldest, self._rng) % self.capacity
         return {name: column[index] for name, column in self._data.items()}
+
+    def subset_size(self, column: str, k: int) -> int:
+        """How many rows of the buffer have `column` == k."""
+        ids = self._subsets[column].get(k)
+        return 0 if ids is None else ids.count(self._num_added - self._size)
 
     def get_state(self) -> Dict:
         """Everything needed to rebuild the buffer (only the filled rows are copied)."""
@@ -91,6 +117,57 @@ class JointReplayBuffer:
         for name, column in self._data.items():
             column[:size] = state["data"][name]
         self._size = size
-        self._next = state["next"] % self.capacity
         self._num_added = state["num_added"]
+        self._next = self._num_added % self.capacity
         self._rng.bit_generator.state = state["rng"]
+        # Rebuild the sub-buffers: row p holds the row added as number id(p).
+        newest = state["next"] - 1  # position of the newest row when saved
+        ids = self._num_added - 1 - (newest - np.arange(size)) % max(size, 1)
+        order = np.argsort(ids)
+        for name in self._subsets:
+            self._subsets[name] = {}
+            values = self._data[name][:size][order]
+            for k in np.unique(values):
+                self._subsets[name][int(k)] = _RowIds(self.capacity)
+                self._subsets[name][int(k)].append(ids[order][values == k])
+        # Rows now sit at position id % capacity.
+        for name, column in self._data.items():
+            column[ids % self.capacity] = column[:size].copy()
+
+
+class _RowIds:
+    """The add counters of one sub-buffer's rows, oldest first, in a ring.
+
+    Counters only grow, so the rows the main buffer has overwritten (counter
+    < the oldest counter it still holds) are always a prefix: dropped lazily.
+    """
+
+    def __init__(self, capacity: int):
+        self._ids = np.zeros(capacity, np.int64)
+        self._start = self._end = 0  # logical positions; stored at i % capacity
+
+    def append(self, ids: np.ndarray) -> None:
+        cap = len(self._ids)
+        ids = ids[-cap:]
+        self._ids[(self._end + np.arange(len(ids))) % cap] = ids
+        self._end += len(ids)
+        self._start = max(self._start, self._end - cap)
+
+    def _drop_older_than(self, oldest: int) -> None:
+        cap, lo, hi = len(self._ids), self._start, self._end
+        while lo < hi:  # first logical position whose id >= oldest
+            mid = (lo + hi) // 2
+            if self._ids[mid % cap] < oldest:
+                lo = mid + 1
+            else:
+                hi = mid
+        self._start = lo
+
+    def count(self, oldest: int) -> int:
+        self._drop_older_than(oldest)
+        return self._end - self._start
+
+    def sample(self, n: int, oldest: int, rng: np.random.Generator) -> np.ndarray:
+        self._drop_older_than(oldest)
+        positions = self._start + rng.integers(0, self._end - self._start, size=n)
+        return self._ids[positions % len(self._ids)]

@@ -72,12 +72,23 @@ class LockstepSampler:
         self._episode_ids = itertools.count(
             np.random.default_rng().integers(1 << 40) << 20
         )
+        # Policy ensembles: one sub-policy per agent per episode, drawn here
+        # (uniformly, shared within `ensemble_shared_draw` groups) unless
+        # `subpolicy_for_acting` fixes it.
+        config = worker.config
+        seed = None if config.seed is None else config.seed + 1000 * worker.worker_index
+        self._draw_rng = np.random.default_rng(seed)
+        self._fixed_subpolicy = config.subpolicy_for_acting
+        group_of = {pid: g for g, group in enumerate(config.ensemble_shared_draw) for pid in group}
+        self._draw_groups = [group_of.get(a.policy_id, ("alone", k)) for k, a in enumerate(self.agents)]
+        self._ensembles = any(a.num_subpolicies > 1 for a in self.agents)
         self._metrics: List[RolloutMetrics] = []
         n_envs = len(self.envs)
         self._obs = [np.zeros((n_envs, a.obs_dim), np.float32) for a in self.agents]
         self._eps_id = np.zeros(n_envs, np.int64)
         self._t = np.zeros(n_envs, np.int64)
         self._returns = np.zeros((n_envs, len(self.agents)))
+        self._subpolicy = np.zeros((n_envs, len(self.agents)), np.int64)
         for e in range(n_envs):
             self._reset(e)
 
@@ -105,6 +116,21 @@ class LockstepSampler:
         self._eps_id[e] = next(self._episode_ids)
         self._t[e] = 0
         self._returns[e] = 0.0
+        if self._ensembles:
+            self._draw_subpolicies(e)
+
+    def _draw_subpolicies(self, e: int) -> None:
+        draws = {}
+        for k, agent in enumerate(self.agents):
+            if agent.num_subpolicies == 1:
+                continue
+            if self._fixed_subpolicy is not None:
+                self._subpolicy[e, k] = self._fixed_subpolicy
+                continue
+            group = self._draw_groups[k]
+            if group not in draws:
+                draws[group] = self._draw_rng.integers(agent.num_subpolicies)
+            self._subpolicy[e, k] = draws[group]
 
     def _end_episode(self, e: int) -> None:
         env = self.envs[e]
@@ -133,12 +159,17 @@ class LockstepSampler:
         truncateds = np.zeros((len(agents), T, E), bool)
         eps_id = np.zeros((T, E), np.int64)
         t_col = np.zeros((T, E), np.int64)
+        subpolicy = np.zeros((T, E, len(agents)), np.int64)
         ids = [a.agent_id for a in agents]
 
         for t in range(T):
+            subpolicy[t] = self._subpolicy
             for k, policy in enumerate(self.policies):
                 obs[k][t] = self._obs[k]
-                action, _, extra = policy.compute_actions_from_input_dict({SampleBatch.OBS: self._obs[k]})
+                inputs = {SampleBatch.OBS: self._obs[k]}
+                if agents[k].num_subpolicies > 1:
+                    inputs[jb.SUBPOLICY] = self._subpolicy[:, k]
+                action, _, extra = policy.compute_actions_from_input_dict(inputs)
                 env_actions[k].append(action)
                 critic_actions[k][t] = extra[jb.CRITIC_ACTION]
             eps_id[t], t_col[t] = self._eps_id, self._t
@@ -174,6 +205,7 @@ class LockstepSampler:
                 SampleBatch.EPS_ID: rows(eps_id),
                 SampleBatch.T: rows(t_col),
                 SampleBatch.AGENT_INDEX: np.full(E * T, k, np.int64),
+                jb.SUBPOLICY: rows(subpolicy[:, :, k]),
             })
         policy_batches = {}
         for k, agent in enumerate(agents):

@@ -237,3 +237,36 @@ def test_paper_metrics_appear_in_results(ray_local, lockstep):
         assert custom["target_distance_mean"] > 0
     finally:
         algo.stop()
+
+
+def test_policy_ensemble_draws_per_episode_and_routes_rows_to_sub_buffers(ray_local):
+    config = small_config(
+        "mpe/simple_adversary", num_subpolicies=3,
+        ensemble_shared_draw=[["agent_0", "agent_1"]], num_steps_sampled_before_learning_starts=300,
+    )
+    config.env_runners(num_envs_per_env_runner=4, rollout_fragment_length=25)
+    algo = config.build_algo()
+    try:
+        batch = algo.env_runner.sample()
+        for pid in ("adversary_0", "agent_0"):
+            rows = batch.policy_batches[pid]
+            for eps in np.unique(rows["eps_id"]):  # one sub-policy per episode
+                assert len(np.unique(rows[jb.SUBPOLICY][rows["eps_id"] == eps])) == 1
+        teammates = batch.policy_batches["agent_0"], batch.policy_batches["agent_1"]
+        np.testing.assert_array_equal(teammates[0][jb.SUBPOLICY], teammates[1][jb.SUBPOLICY])
+        result = algo.train()
+        assert "actor_loss" in result["info"]["learner"]["adversary_0"]["learner_stats"]
+        buf = algo.local_replay_buffer
+        assert sum(buf.subset_size(jb.subpolicy_col(0), k) for k in range(3)) == len(buf)
+        for k in range(3):
+            if buf.subset_size(jb.subpolicy_col(0), k):
+                rows = buf.sample(64, subset=(jb.subpolicy_col(0), k))
+                assert np.all(rows[jb.subpolicy_col(0)] == k)
+        assert len(np.unique(buf._data[jb.subpolicy_col(0)][: len(buf)])) == 3
+    finally:
+        algo.stop()
+
+
+def test_ensembles_need_the_lockstep_sampler():
+    with pytest.raises(ValueError, match="lockstep"):
+        small_config(num_subpolicies=2, use_lockstep_sampler=False).validate()

@@ -210,3 +210,32 @@ def test_inference_step_fits_the_approximations_only():
     assert not same(before["approximators"], p.model.approximators)
     stats = p.learn_on_batch({**batch, **{jb.target_actions_col(k): batch[jb.actions_col(k)] for k in range(3)}})
     assert {"inference_action_error/1", "inference_action_error/2"} <= set(stats["learner_stats"])
+
+
+def test_ensemble_sub_policy_k_learns_only_from_its_own_minibatch():
+    config, policies = build_policies(num_subpolicies=3)
+    p = policies[0]
+    assert len(p.model.actors) == 3 and len(p.model.target_actors) == 3
+    batch = random_joint_batch(config._maddpg_agents)
+    before = [params(actor) for actor in p.model.actors]
+    p.update_actor(batch, actor_batches={1: random_joint_batch(config._maddpg_agents, seed=3)})
+    changed = [not same(b, actor) for b, actor in zip(before, p.model.actors)]
+    assert changed == [False, True, False]
+
+
+def test_ensemble_acts_with_the_sub_policy_of_each_row():
+    _, policies = build_policies(num_subpolicies=2)
+    p = policies[0]
+    with torch.no_grad():
+        for param in p.model.actors[1].parameters():
+            param.add_(1.0)
+    obs = np.ones((4, OBS_DIMS[0]), np.float32)
+    a0 = p.compute_actions_from_input_dict({"obs": obs, jb.SUBPOLICY: np.zeros(4)}, explore=False)[0]
+    a1 = p.compute_actions_from_input_dict({"obs": obs, jb.SUBPOLICY: np.ones(4)}, explore=False)[0]
+    mixed = p.compute_actions_from_input_dict({"obs": obs, jb.SUBPOLICY: np.array([0, 1, 0, 1])},
+                                              explore=False)[0]
+    assert not np.allclose(a0, a1)
+    np.testing.assert_allclose(mixed, np.stack([a0[0], a1[1], a0[2], a1[3]]), rtol=1e-6)
+    # Target actions follow the stored sub-policy index too.
+    t = p.target_actions(torch.ones(2, OBS_DIMS[0]), torch.tensor([0, 1]))
+    assert not torch.allclose(t[0], t[1])

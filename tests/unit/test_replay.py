@@ -1,0 +1,53 @@
+"""The joint replay buffer: FIFO ring, uniform sampling, and ensemble sub-buffers."""
+
+import numpy as np
+import pytest
+
+from rllib_maddpg.replay import JointReplayBuffer
+
+pytestmark = pytest.mark.unit
+
+COLUMNS = {"x": ((2,), np.float32), "k": ((), np.int64)}
+
+
+def rows(start, n, k=None, seed=0):
+    x = np.stack([np.arange(start, start + n)] * 2, -1).astype(np.float32)
+    k = np.random.default_rng(seed).integers(0, 3, n) if k is None else np.full(n, k)
+    return {"x": x, "k": k}
+
+
+def test_fifo_ring_keeps_the_newest_rows():
+    buf = JointReplayBuffer(5, COLUMNS, seed=0)
+    buf.add(rows(0, 3))
+    buf.add(rows(3, 4))
+    assert len(buf) == 5 and buf.num_added == 7
+    assert sorted(buf.sample(200)["x"][:, 0].astype(int).tolist())[0] == 2  # rows 0, 1 gone
+    buf.add(rows(7, 12))  # more than the capacity at once
+    assert set(buf.sample(500)["x"][:, 0].astype(int)) == set(range(14, 19))
+
+
+def test_sub_buffers_hold_only_their_rows_and_forget_overwritten_ones():
+    buf = JointReplayBuffer(50, COLUMNS, seed=0, subset_columns=["k"])
+    data = rows(0, 120, seed=1)
+    for start in range(0, 120, 7):
+        buf.add({c: v[start:start + 7] for c, v in data.items()})
+    newest = data["k"][-50:]
+    for k in range(3):
+        sample = buf.sample(300, subset=("k", k))
+        assert np.all(sample["k"] == k)                        # routed to sub-buffer k only
+        assert sample["x"][:, 0].min() >= 70                   # only rows still in the buffer
+        assert buf.subset_size("k", k) == int(np.sum(newest == k))
+    with pytest.raises(ValueError, match="no rows"):
+        buf.sample(3, subset=("k", 7))
+
+
+def test_state_round_trip_keeps_rows_and_sub_buffers():
+    buf = JointReplayBuffer(20, COLUMNS, seed=0, subset_columns=["k"])
+    buf.add(rows(0, 33, seed=2))
+    again = JointReplayBuffer(20, COLUMNS, seed=5, subset_columns=["k"])
+    again.set_state(buf.get_state())
+    assert len(again) == 20 and again.num_added == 33
+    np.testing.assert_array_equal(again.sample(10)["x"], buf.sample(10)["x"])  # same RNG state
+    for k in range(3):
+        assert again.subset_size("k", k) == buf.subset_size("k", k)
+        assert np.all(again.sample(50, subset=("k", k))["k"] == k)

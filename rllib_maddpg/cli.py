@@ -1041,17 +1041,6 @@ def make_env(config: Dict[str, Any], render: bool):
         raise UsageError(f"cannot build the checkpoint's env {env_spec!r}{extra}: {e}") from e
 
 
-def _env_action(policy, action):
-    """What the env takes, from what the policy returned (RLlib's normalize/clip rules)."""
-    from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
-
-    if policy.config.get("normalize_actions"):
-        return unsquash_action(action, policy.action_space_struct)
-    if policy.config.get("clip_actions"):
-        return clip_action(action, policy.action_space_struct)
-    return action
-
-
 def _print_task_metrics(task_metrics: Dict[str, List[float]], env_name) -> None:
     """The paper's per-scenario metrics (rllib_maddpg/envs/mpe_metrics.py), averaged."""
     import numpy as np
@@ -1095,55 +1084,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    from rllib_maddpg.evaluation import run_episodes
+
     ensembles = {pid: p.num_subpolicies for pid, p in policies.items()
                  if getattr(p, "num_subpolicies", 1) > 1}
     if args.subpolicy is not None and any(args.subpolicy >= k for k in ensembles.values()):
         raise UsageError(f"--subpolicy {args.subpolicy}: the ensembles have {ensembles} sub-policies")
-    rng = np.random.default_rng(args.seed)
-    returns = np.zeros((args.episodes, len(agent_ids)))
-    lengths = []
-    task_metrics: Dict[str, List[float]] = {}
-    frames: List[Any] = []
     try:
-        for episode in range(args.episodes):
-            record = bool(args.render) and episode == 0
-            seed = None if args.seed is None else args.seed + episode
-            obs, _ = env.reset(seed=seed)
-            # Policy ensembles: one sub-policy per agent per episode (or --subpolicy).
-            subpolicy = {
-                pid: (args.subpolicy if args.subpolicy is not None else int(rng.integers(k)))
-                for pid, k in ensembles.items()
-            }
-            if record:
-                frames.append(env.render())
-            steps = 0
-            while True:
-                actions = {}
-                for agent_id, agent_obs in obs.items():
-                    pid = mapping[agent_id]
-                    policy = policies[pid]
-                    if pid in subpolicy:
-                        action, _, _ = policy.compute_single_action(
-                            input_dict={"obs": agent_obs, "subpolicy": subpolicy[pid]},
-                            explore=args.explore,
-                        )
-                    else:
-                        action, _, _ = policy.compute_single_action(agent_obs, explore=args.explore)
-                    actions[agent_id] = _env_action(policy, action)
-                obs, rewards, terminateds, truncateds, _ = env.step(actions)
-                steps += 1
-                for k, agent_id in enumerate(agent_ids):
-                    returns[episode, k] += float(rewards.get(agent_id, 0.0))
-                if record:
-                    frames.append(env.render())
-                if terminateds.get("__all__") or truncateds.get("__all__"):
-                    break
-            lengths.append(steps)
-            if args.metrics and hasattr(env, "episode_metrics"):
-                for name, value in env.episode_metrics().items():
-                    task_metrics.setdefault(name, []).append(float(value))
+        result = run_episodes(
+            policies, mapping, env, args.episodes, explore=args.explore, seed=args.seed,
+            subpolicy=args.subpolicy, record_first=bool(args.render),
+        )
     finally:
         env.close()
+    returns, lengths, task_metrics, frames = (
+        result.returns, result.lengths, result.task_metrics, result.frames
+    )
 
     team = returns.sum(axis=1)
     width = max(len("team (sum)"), *(len(str(a)) for a in agent_ids))

@@ -1,6 +1,8 @@
 """Training throughput of rllib_maddpg next to the raw environment, measured in one run.
 
     python benchmarks/throughput.py --env simple_adversary [--runners R] [--envs-per-runner E]
+    python benchmarks/throughput.py --env simple_spread --peer agilerl \
+        [--peer-python /work/.venv-agilerl/bin/python] [--peer-steps N]
 
 1. Raw env: mpe2's parallel_env stepped with random actions in this process
    (one joint step = one `step()` for all agents), resets included.
@@ -8,14 +10,25 @@
    minibatch of 1024 per 100 env steps, after 25,600 warm-up steps. The
    warm-up is not timed; the window after it is.
 
+3. With `--peer agilerl`: AgileRL's MADDPG (benchmarks/peers/bench_agilerl.py,
+   its own default hyperparameters) on the same scenario, in a subprocess with
+   the interpreter of its own venv (benchmarks/peers/setup_agilerl.sh creates
+   it) and one torch thread, as ours has. Its steps until learning starts
+   (64) and 1,000 more are not timed; the next `--peer-steps` are.
+
 Prints human-readable figures and, as its last line, one JSON object with
 train_env_steps_per_s, raw_env_steps_per_s, ratio and learner_updates_per_s
-(update rounds per second; one round updates every agent).
+(update rounds per second; one round updates every agent); with a peer also
+agilerl_env_steps_per_s, ratio_vs_agilerl (ours / AgileRL) and
+agilerl_updates_per_s (its learn() calls per second: batch 64, one per 16 env
+steps), plus the 1-minute load average before and after each part.
 """
 
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -82,6 +95,43 @@ def training_rate(args) -> dict:
     return {"steps": steps, "seconds": seconds, "rounds": rounds, "shares": shares}
 
 
+PEERS = ("agilerl",)
+DEFAULT_PEER_PYTHON = "/work/.venv-agilerl/bin/python"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def check_peer(args) -> None:
+    """Exit at once, with one message, if the peer's venv is not usable."""
+    setup = os.path.relpath(os.path.join(HERE, "peers", "setup_agilerl.sh"))
+    venv = os.path.dirname(os.path.dirname(args.peer_python))
+    how = f"create it with: bash {setup} {venv}"
+    if not os.path.exists(args.peer_python):
+        sys.exit(f"throughput.py: error: AgileRL's venv is missing ({args.peer_python} not found); {how}")
+    check = subprocess.run(
+        [args.peer_python, "-c", "import agilerl.algorithms, mpe2"],
+        capture_output=True, text=True,
+    )
+    if check.returncode != 0:
+        last = (check.stderr.strip().splitlines() or ["?"])[-1]
+        sys.exit(f"throughput.py: error: {args.peer_python} cannot import agilerl and mpe2 ({last}); {how}")
+
+
+def peer_rate(args) -> dict:
+    """AgileRL's MADDPG training rate on the same scenario, from its harness' JSON line."""
+    cmd = [
+        args.peer_python, os.path.join(HERE, "peers", "bench_agilerl.py"),
+        "--env", args.env, "--steps", str(args.peer_steps), "--seed", str(args.seed),
+        "--threads", "1", "--eval-episodes", "0",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stderr[-3000:])
+        sys.exit(f"throughput.py: error: the AgileRL run failed (exit {proc.returncode}): {' '.join(cmd)}")
+    return json.loads(lines[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="simple_adversary", help="MPE scenario")
@@ -91,12 +141,26 @@ def main():
     parser.add_argument("--steps", type=int, default=50_000, help="timed training env steps")
     parser.add_argument("--raw-steps", type=int, default=30_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peer", choices=PEERS, default=None,
+                        help="also run this peer's MADDPG on the same scenario (in its own venv)")
+    parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON,
+                        help="the peer venv's interpreter (benchmarks/peers/setup_agilerl.sh makes it)")
+    parser.add_argument("--peer-steps", type=int, default=20_000,
+                        help="timed env steps of the peer, after its learning starts")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.peer:
+        check_peer(args)
 
+    load = {"start": os.getloadavg()[0]}
     raw_before = raw_env_rate(args.env, args.raw_steps, args.seed)
     train = training_rate(args)
+    load["after_ours"] = os.getloadavg()[0]
+    peer = peer_rate(args) if args.peer else None
+    if peer:
+        load["after_peer"] = os.getloadavg()[0]
     raw_after = raw_env_rate(args.env, args.raw_steps, args.seed)
+    load["end"] = os.getloadavg()[0]
     raw = (raw_before + raw_after) / 2  # the machine's load can drift during the run
     train_rate = train["steps"] / train["seconds"]
     rounds_rate = train["rounds"] / train["seconds"]
@@ -109,6 +173,25 @@ def main():
     print(f"ratio training / raw     {train_rate / raw:8.2f}")
     print(f"learner                  {rounds_rate:8.1f} update rounds/s (every agent, batch 1024)")
     print("time shares              " + ", ".join(f"{k} {v:.0%}" for k, v in train["shares"].items()))
+    extra = {}
+    if peer:
+        peer_rate_ = peer["env_steps_per_s"]
+        print(f"AgileRL MADDPG training  {peer_rate_:8.0f} env steps/s  "
+              f"({peer['window_env_steps']} steps in {peer['window_s']:.1f} s after its learning "
+              f"started at step {peer['learning_starts_at_step']}; {peer['peer']}, its defaults: "
+              f"batch {peer['hyperparameters']['BATCH_SIZE']}, one learn() per "
+              f"{peer['hyperparameters']['LEARN_STEP']} env steps, 1 env)")
+        print(f"AgileRL learner          {peer['window_updates_per_s']:8.1f} learn() calls/s (every agent, batch "
+              f"{peer['hyperparameters']['BATCH_SIZE']})")
+        print(f"ratio ours / AgileRL     {train_rate / peer_rate_:8.2f}")
+        extra = {
+            "agilerl_env_steps_per_s": round(peer_rate_, 1),
+            "ratio_vs_agilerl": round(train_rate / peer_rate_, 3),
+            "agilerl_updates_per_s": round(peer["window_updates_per_s"], 2),
+            "agilerl_window_env_steps": peer["window_env_steps"],
+            "agilerl_version": peer["peer"],
+        }
+    print("load average (1 min)     " + ", ".join(f"{k} {v:.2f}" for k, v in load.items()))
     print(json.dumps({
         "env": args.env,
         "runners": args.runners,
@@ -118,6 +201,8 @@ def main():
         "ratio": round(train_rate / raw, 3),
         "learner_updates_per_s": round(rounds_rate, 2),
         "time_shares": {k: round(v, 3) for k, v in train["shares"].items()},
+        **extra,
+        "loadavg1": {k: round(v, 2) for k, v in load.items()},
     }))
 
 

@@ -276,7 +276,14 @@ def member_bundle(resources: Any) -> Dict[str, float]:
             f"member_resources={resources!r} is invalid: use a dict of resource name -> "
             "amount >= 0, e.g. {\"CPU\": 1} or {\"CPU\": 1, \"my_node\": 1}."
         )
-    return {"CPU": 1.0, **{k: float(v) for k, v in resources.items()}}
+    bundle = {"CPU": 1.0, **{k: float(v) for k, v in resources.items()}}
+    if not any(bundle.values()):
+        raise ValueError(
+            f"member_resources={resources!r} reserves nothing (Ray placement groups need "
+            "a resource in every bundle): give e.g. {\"CPU\": 1}, or {\"CPU\": 0.5} to "
+            "run more members than CPUs."
+        )
+    return bundle
 
 
 def _as_config(config: Union[Dict, AlgorithmConfig, None]) -> GeneticMADDPGConfig:
@@ -408,13 +415,16 @@ class GeneticMADDPG(tune.Trainable):
 
     @classmethod
     def default_resource_request(cls, config: Union[Dict, AlgorithmConfig]) -> PlacementGroupFactory:
-        """An empty bundle for this trainable (it only coordinates), then per member
-        `member_resources` plus the bundles of the member's remote env runners."""
+        """This trainable only coordinates: its bundle holds no CPU, only
+        `custom_resources_for_main_process` (e.g. a label that keeps it on the
+        head node). Then, per member, `member_resources` plus the bundles of the
+        member's remote env runners."""
         cfg = _as_config(config)
         base = MADDPG.default_resource_request(cfg.member_config_dict(0)).bundles
         per_member = [member_bundle(cfg.member_resources)] + base[1:]
+        head = dict(cfg.custom_resources_for_main_process or {})
         return PlacementGroupFactory(
-            [{}] + per_member * cfg.population_size, strategy=cfg.placement_strategy
+            [head] + per_member * cfg.population_size, strategy=cfg.placement_strategy
         )
 
     def setup(self, config: Dict[str, Any]) -> None:

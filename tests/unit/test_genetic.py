@@ -147,6 +147,7 @@ def test_defaults_and_training_builder():
     ("sync_metric", "policy_reward_mean/7", "names no policy"),
     ("member_resources", {"CPU": -1}, "member_resources"),
     ("member_resources", 1, "member_resources"),
+    ("member_resources", {"CPU": 0}, "reserves nothing"),
     ("placement_strategy", "ANYWHERE", "placement_strategy"),
     ("tau", 0.0, "tau"),  # the base MADDPG checks still apply
 ])
@@ -180,3 +181,8 @@ def test_resource_request_reserves_each_member_and_its_env_runners():
     c.env_runners(num_env_runners=1)
     request = GeneticMADDPG.default_resource_request(c)
     assert request.bundles == [{"CPU": 1.0, "node_b": 1.0}, {"CPU": 1.0}] * 3
+    # A label keeps the coordinating trainable on one node (e.g. the head, with the results).
+    c.resources(custom_resources_for_main_process={"learner_node": 1})
+    request = GeneticMADDPG.default_resource_request(c)
+    assert not request.head_bundle_is_empty
+    assert request.bundles[0] == {"learner_node": 1.0} and len(request.bundles) == 7

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -80,6 +81,18 @@ directories. An existing directory is never reused: if
 STORAGE_PATH/<experiment name> exists, this run goes to
 STORAGE_PATH/<experiment name>_<date>_<time> instead (printed at the start).
 Unless the file or a flag says otherwise, a checkpoint is saved at the end.
+
+Resuming: `rllib train file X.yaml --resume` continues the newest run of each
+experiment of X.yaml (STORAGE_PATH/<name> or <name>_<date>_<time>) in its own
+directory, after a kill, a crash or Ctrl-C: unfinished and errored trials
+restart from their last checkpoint that Tune recorded (weights, optimizer
+states, env-step counters; the replay buffer only with
+store_buffer_in_checkpoints), finished trials stay as they are, and the config,
+stop criteria and checkpoint settings are those the run started with.
+`--resume PATH` names the experiment directory. Nothing is overwritten: a
+checkpoint written after Tune's last record of the run (the driver was killed
+in between) is moved aside to unrecorded_checkpoint_NNNNNN/. Iterations after
+the last checkpoint run again and appear twice in progress.csv/result.json.
 
 Progress: one line per trial per training iteration with the env steps so far,
 env steps/s in that iteration, the mean episode return per policy ("-" until
@@ -149,8 +162,13 @@ def _add_train_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         help="more output: -v adds Tune's status tables, Ray's worker logs and "
         "tracebacks; -vv also Tune's debug logs.",
     )
-    # A future `--resume` (continue an interrupted experiment in its own
-    # directory) plugs into _choose_run_name().
+    parser.add_argument(
+        "--resume", metavar="PATH", nargs="?", const=True, default=default(None),
+        help="continue a killed or failed run in its own directory, each unfinished "
+        "trial from its last checkpoint (see below). Without PATH: the newest run "
+        "of each experiment in the file; PATH: that experiment directory. Give it "
+        "after the YAML file.",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +305,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--ray-num-cpus must be >= 1, got {args.ray_num_cpus}")
     if args.checkpoint_freq is not None and args.checkpoint_freq < 0:
         raise UsageError(f"--checkpoint-freq must be >= 0, got {args.checkpoint_freq}")
+    if args.resume is not None:
+        fixed = [flag for flag, value in (
+            ("--stop", args.stop), ("--config", args.config),
+            ("--checkpoint-freq", args.checkpoint_freq),
+            ("--checkpoint-at-end", args.checkpoint_at_end),
+        ) if value is not None]
+        if fixed:
+            raise UsageError(
+                f"--resume continues a run with the config, stop criteria and checkpoint "
+                f"settings it started with; drop {', '.join(fixed)} (or start a new run "
+                "without --resume)"
+            )
     stop_override = _parse_json_flag("--stop", args.stop)
     config_override = _parse_json_flag("--config", args.config)
     experiments = load_experiment_file(path)
@@ -297,6 +327,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         prepare_experiment(name, raw, stop_override, config_override, args)
         for name, raw in experiments.items()
     ]
+    resumes: List[Optional[Dict[str, Any]]] = [None] * len(specs)
+    if args.resume is not None:
+        run_dirs = [find_resume_dir(spec, args.resume, len(specs)) for spec in specs]
+        resumes = [prepare_resume(spec, run_dir) for spec, run_dir in zip(specs, run_dirs)]
+        specs = [spec for spec, plan in zip(specs, resumes) if plan is not None]
+        resumes = [plan for plan in resumes if plan is not None]
+        if not specs:
+            return EXIT_OK  # every trial of every run had finished
+    if all("://" not in spec.storage_path for spec in specs):
+        # Tune saves its record of the run (which checkpoint is each trial's
+        # latest) every >= 10 s by default; a run killed in between resumes
+        # from an older checkpoint. Local files are cheap to write more often.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 
     import ray
 
@@ -325,8 +368,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.ray_address:
             for spec in specs:
                 _check_resources(spec)
-        for spec in specs:
-            code = run_experiment(spec, args.verbose)
+        for spec, resume in zip(specs, resumes):
+            code = (resume_experiment(spec, args.verbose, resume) if resume
+                    else run_experiment(spec, args.verbose))
             if code == EXIT_INTERRUPTED:
                 return code  # Ctrl-C: do not start the next experiments
             exit_code = max(exit_code, code)
@@ -681,11 +725,11 @@ def _check_resources(spec: ExperimentSpec) -> None:
 
 
 def _choose_run_name(storage_path: str, name: str) -> str:
-    """The experiment directory name: never an existing one.
+    """The experiment directory name of a new run: never an existing one.
 
     Tune would add new trials into an existing experiment directory and mix
     them with the old ones; instead a new run gets `<name>_<date>_<time>`.
-    (A future `--resume` would return `name` unchanged here.)
+    (`--resume` continues in an existing one: find_resume_dir.)
     """
     if "://" in storage_path or not os.path.exists(os.path.join(storage_path, name)):
         return name
@@ -695,6 +739,142 @@ def _choose_run_name(storage_path: str, name: str) -> str:
         k += 1
         candidate = f"{name}_{stamp}_{k}"
     return candidate
+
+
+# ----------------------------------------------------------------------------
+# --resume
+# ----------------------------------------------------------------------------
+
+_TUNER_STATE = "tuner.pkl"
+_EXPERIMENT_STATE_GLOB = "experiment_state-*.json"
+_CHECKPOINT_DIR = re.compile(r"checkpoint_(\d{6})$")
+
+
+def _is_run_dir(path: str) -> bool:
+    """A Tune experiment directory that Tuner.restore can continue."""
+    return os.path.isfile(os.path.join(path, _TUNER_STATE)) and bool(
+        glob.glob(os.path.join(glob.escape(path), _EXPERIMENT_STATE_GLOB))
+    )
+
+
+def _state_time(path: str) -> float:
+    return max(os.path.getmtime(f) for f in glob.glob(os.path.join(glob.escape(path), _EXPERIMENT_STATE_GLOB)))
+
+
+def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> str:
+    """The experiment directory `--resume` continues (checked before Ray starts).
+
+    `resume` is True (the newest run of this experiment: STORAGE_PATH/<name>
+    or one of the <name>_<date>_<time> directories _choose_run_name makes) or
+    a path given on the command line.
+    """
+    if resume is not True:
+        path = os.path.abspath(os.path.expanduser(str(resume)))
+        if num_experiments > 1:
+            raise UsageError(
+                f"--resume {resume} names one experiment directory, but the file has "
+                f"{num_experiments} experiments; give --resume without PATH to resume "
+                "the newest run of each"
+            )
+        if os.path.isfile(path) and path.endswith((".yaml", ".yml")):
+            raise UsageError(
+                f"--resume takes an experiment directory, not {resume}: put --resume after "
+                "the YAML file, `rllib train file X.yaml --resume [DIR]`"
+            )
+        if not _is_run_dir(path):
+            raise UsageError(
+                f"--resume {resume}: {path} is not a Tune experiment directory (no "
+                f"{_TUNER_STATE} and {_EXPERIMENT_STATE_GLOB}); give STORAGE_PATH/<experiment "
+                "name> as printed by `rllib train` (\"results: ...\")"
+            )
+        return path
+    storage, name = spec.storage_path, spec.name
+    if "://" in storage:  # remote storage: no listing here, Tune checks it
+        return f"{storage.rstrip('/')}/{name}"
+    stamped = re.compile(re.escape(name) + r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?$")
+    candidates = [os.path.join(storage, name)] + [
+        os.path.join(storage, d) for d in (os.listdir(storage) if os.path.isdir(storage) else [])
+        if stamped.match(d)
+    ]
+    runs = [c for c in candidates if _is_run_dir(c)]
+    if not runs:
+        raise UsageError(
+            f"experiment {name!r}: nothing to resume, no run under {storage} "
+            f"({name}/ or {name}_<date>_<time>/ with a Tune experiment state); "
+            "start it without --resume"
+        )
+    return max(runs, key=_state_time)
+
+
+def _recorded_trials(run_dir: str) -> List[Any]:
+    """The trials (ray.tune Trial stubs) as Tune last recorded them in run_dir."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    from ray.tune.experiment.trial import Trial
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    state_file = _find_newest_experiment_checkpoint(run_dir)
+    if state_file is None:
+        return []
+    with open(state_file, "rb") as f:
+        state = _loads_with_cloudpickle(f.read())
+    trials = []
+    for json_state, run_metadata in state["trial_data"]:
+        trial = Trial.from_json_state(json_state, stub=True)
+        trial.restore_run_metadata(run_metadata)
+        trials.append(trial)
+    return trials
+
+
+def _set_aside_unrecorded_checkpoints(trial_dir: str, recorded: Optional[str]) -> List[Tuple[str, str]]:
+    """Moves checkpoints newer than the recorded latest one out of Tune's way.
+
+    A checkpoint is written to disk before the driver records it; if the
+    driver died in between, the resumed trial restarts from the recorded one
+    and would write its next checkpoints under the same names. Returns the
+    (old, new) paths.
+    """
+    match = _CHECKPOINT_DIR.search(os.path.basename(recorded or ""))
+    latest = int(match.group(1)) if match else -1
+    moved = []
+    for entry in sorted(os.listdir(trial_dir)) if os.path.isdir(trial_dir) else []:
+        found = _CHECKPOINT_DIR.match(entry)
+        if not found or int(found.group(1)) <= latest:
+            continue
+        old = os.path.join(trial_dir, entry)
+        new, k = os.path.join(trial_dir, f"unrecorded_{entry}"), 1
+        while os.path.exists(new):
+            k += 1
+            new = os.path.join(trial_dir, f"unrecorded_{entry}_{k}")
+        os.rename(old, new)
+        moved.append((old, new))
+    return moved
+
+
+def prepare_resume(spec: ExperimentSpec, run_dir: str) -> Optional[Dict[str, Any]]:
+    """Prints what --resume will do and sets aside unrecorded checkpoints.
+
+    Returns {"run_dir", "num_trials"}, or None if every trial had finished.
+    """
+    trials = _recorded_trials(run_dir) if "://" not in run_dir else []
+    finished = [t for t in trials if t.status == "TERMINATED"]
+    to_resume = [t for t in trials if t.status != "TERMINATED"]
+    print(f"== {spec.name}: resuming {run_dir}", flush=True)
+    if trials and not to_resume:
+        print(f"   nothing to resume: all {len(trials)} trials finished", flush=True)
+        return None
+    if finished:
+        print(f"   {len(finished)} finished trial(s) stay as they are", flush=True)
+    for trial in to_resume:
+        trial_dir = os.path.join(run_dir, trial.storage.trial_dir_name)
+        recorded = trial.checkpoint.path if trial.checkpoint else None
+        start = (f"from {os.path.basename(recorded)}" if recorded
+                 else "from scratch (no checkpoint recorded)")
+        errored = " (errored)" if trial.status == "ERROR" else ""
+        print(f"   {_trial_label(trial)}{errored}: restarts {start}", flush=True)
+        for old, new in _set_aside_unrecorded_checkpoints(trial_dir, recorded):
+            print(f"      {os.path.basename(old)} was written after Tune's last record of "
+                  f"the run; moved aside to {os.path.basename(new)}", flush=True)
+    return {"run_dir": run_dir, "num_trials": len(trials)}
 
 
 def run_experiment(spec: ExperimentSpec, verbose: int) -> int:
@@ -731,11 +911,44 @@ def run_experiment(spec: ExperimentSpec, verbose: int) -> int:
         tuner.fit()
     finally:
         progress.print_summary(spec.name, run_dir, time.time() - start)
+    return _exit_code(progress)
+
+
+def _exit_code(progress: "Progress") -> int:
     if progress.any_error():
         return EXIT_TRIAL_ERROR
     # Tune handles Ctrl-C itself: it stops the trials and fit() returns.
     interrupted = progress.any_interrupted() or not progress.trials
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+def resume_experiment(spec: ExperimentSpec, verbose: int, plan: Dict[str, Any]) -> int:
+    """`--resume`: Tuner.restore of the run, unfinished and errored trials from their checkpoints."""
+    from ray import tune
+
+    run_dir = plan["run_dir"]
+    try:
+        tuner = tune.Tuner.restore(
+            run_dir, trainable=spec.trainable,
+            resume_unfinished=True, resume_errored=True, restart_errored=False,
+        )
+    except ValueError as e:  # e.g. the file's `run` is not the trainable the run used
+        raise UsageError(f"cannot resume {run_dir}: {e}") from e
+    # The run config comes back from the run's tuner.pkl with its stop criteria
+    # and checkpoint settings; only the progress printer is this process's own.
+    # (Tuner has no public way to swap callbacks on restore.)
+    run_config = tuner._local_tuner.get_run_config()
+    stop = dict(run_config.stop or {}) if isinstance(run_config.stop, dict) else {}
+    progress = Progress(stop, several_trials=(plan["num_trials"] or spec.num_trials) > 1)
+    run_config.callbacks = [
+        cb for cb in (run_config.callbacks or []) if type(cb).__name__ != "ProgressCallback"
+    ] + [_tune_callback(progress)]
+    start = time.time()
+    try:
+        tuner.fit()
+    finally:
+        progress.print_summary(spec.name, run_dir, time.time() - start)
+    return _exit_code(progress)
 
 
 # ----------------------------------------------------------------------------
@@ -786,6 +999,12 @@ def _flatten(result: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
+def _trial_label(trial) -> str:
+    """`trial 0`, or the grid values of the trial (`0_tau=0.0100`)."""
+    tag = getattr(trial, "experiment_tag", "") or trial.trial_id
+    return (tag if "=" in tag else f"trial {tag}")[:40]
+
+
 class TrialRecord:
     def __init__(self, label: str):
         self.label = label
@@ -812,9 +1031,7 @@ class Progress:
 
     def record(self, trial) -> TrialRecord:
         if trial.trial_id not in self.trials:
-            tag = getattr(trial, "experiment_tag", "") or trial.trial_id
-            label = tag if "=" in tag else f"trial {tag}"
-            self.trials[trial.trial_id] = TrialRecord(label[:40])
+            self.trials[trial.trial_id] = TrialRecord(_trial_label(trial))
         rec = self.trials[trial.trial_id]
         rec.path = rec.path or getattr(trial, "path", None)
         return rec

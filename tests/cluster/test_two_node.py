@@ -1,0 +1,178 @@
+"""A real two-node Ray cluster on this machine: env runners on the worker, the learner on the head.
+
+Two `ray start --block` processes (their own temp dir and free ports) form
+the cluster the way cluster.yaml does it: the head advertises `learner_node`,
+the worker `env_runner_node`, and token authentication is on. Each node
+advertises 2 logical CPUs: with 1 per node the CPU counts alone would force
+the placement, and the test could not tell whether the custom resources do
+it (without either request, PACK puts trainable and runner on one node;
+checked). The work is the same either way: one trainable, one env runner.
+The token is a fresh random one given to both nodes and the driver in
+RAY_AUTH_TOKEN (RAY_AUTH_MODE=token), so the user's ~/.ray/auth_token is
+neither read nor changed, and the GCS port, which listens on all interfaces,
+is never open without authentication while the test runs.
+
+`rllib train file tuned_examples/simple_spread.yaml --ray-address ...` then
+trains 2 iterations, and the GCS actor table (it keeps finished actors)
+shows where the env runner and the MADDPG trainable ran. Both nodes are
+stopped by PID; processes left under the temp dir are killed by PID too.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+# ~35-100 s on this 2-core machine, depending on the other load: opt-in (`pytest -m cluster`).
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT = 300
+TRAIN_CONFIG = {
+    "num_env_runners": 1,
+    "custom_resources_per_env_runner": {"env_runner_node": 1},
+    "custom_resources_for_main_process": {"learner_node": 1},
+    "min_sample_timesteps_per_iteration": 2000,
+    "num_steps_sampled_before_learning_starts": 1000,
+    "train_batch_size": 64,
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes_under(path):
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def stop(proc, timeout=30):
+    """SIGTERM a `ray start --block` process (it takes its node down), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def driver(env, address, code):
+    """Runs `code` in a fresh driver process connected to the cluster; returns what it prints as JSON.
+
+    A separate process: this one may already hold another Ray (the tests' ray_local).
+    """
+    script = textwrap.dedent(f"""\
+        import json, time, ray
+        ray.init(address={address!r}, log_to_driver=False, logging_level="ERROR")
+        """) + textwrap.dedent(code)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def two_nodes():
+    temp_dir = tempfile.mkdtemp(prefix="rmc", dir="/tmp")  # short: Ray's socket paths < 108 chars
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(32).hex(),
+           "RAY_TMPDIR": temp_dir}
+    env.pop("RAY_ADDRESS", None)
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    ray_start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=2",
+                 f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    nodes = []
+    logs = open(os.path.join(temp_dir, "nodes.log"), "w")
+    try:
+        nodes.append(subprocess.Popen(
+            ray_start + ["--head", f"--port={port}", "--include-dashboard=false",
+                         f"--dashboard-agent-listen-port={free_port()}",
+                         "--resources=" + json.dumps({"learner_node": 1})],
+            env=env, stdout=logs, stderr=subprocess.STDOUT))
+        deadline = time.time() + 60
+        while True:  # the GCS port accepts connections once the head is up
+            assert nodes[0].poll() is None and time.time() < deadline, read(logs)
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        nodes.append(subprocess.Popen(
+            ray_start + [f"--address={address}", f"--dashboard-agent-listen-port={free_port()}",
+                         "--resources=" + json.dumps({"env_runner_node": 1})],
+            env=env, stdout=logs, stderr=subprocess.STDOUT))
+        ids = driver(env, address, """\
+            deadline = time.time() + 60
+            while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
+                time.sleep(0.5)
+            alive = [n for n in ray.nodes() if n["Alive"]]
+            print(json.dumps({
+                "head": [n["NodeID"] for n in alive if "learner_node" in n["Resources"]],
+                "worker": [n["NodeID"] for n in alive if "env_runner_node" in n["Resources"]],
+            }))
+            """)
+        assert len(ids["head"]) == 1 and len(ids["worker"]) == 1, (ids, read(logs))
+        yield {"address": address, "env": env, "head": ids["head"][0], "worker": ids["worker"][0]}
+    finally:
+        for node in reversed(nodes):
+            stop(node)
+        deadline = time.time() + 20
+        while processes_under(temp_dir) and time.time() < deadline:
+            time.sleep(0.5)
+        for pid in processes_under(temp_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        logs.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def read(f):
+    f.flush()
+    with open(f.name) as g:
+        return g.read()[-3000:]
+
+
+def test_env_runner_runs_on_the_worker_and_the_learner_on_the_head(two_nodes, tmp_path):
+    cluster = two_nodes
+    proc = subprocess.run(
+        [sys.executable, "-m", "rllib_maddpg.cli", "train", "file",
+         os.path.join(REPO, "tuned_examples", "simple_spread.yaml"),
+         "--ray-address", cluster["address"], "--storage-path", str(tmp_path),
+         "--stop", '{"training_iteration": 2}', "--config", json.dumps(TRAIN_CONFIG)],
+        env=cluster["env"], capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    assert "iter    2 | env steps      4,000" in proc.stdout, proc.stdout
+    assert "done: stop criterion reached (training_iteration >= 2)" in proc.stdout
+
+    # Where each actor ran. The GCS actor table keeps finished actors; Ray's
+    # public state API (ray.util.state) needs the full dashboard (ray[default]).
+    actors = driver(cluster["env"], cluster["address"], """\
+        from ray._private import state
+        print(json.dumps([(a["ActorClassName"], a["Address"]["NodeID"])
+                          for a in state.actors().values()]))
+        """)
+    runners = [node for cls, node in actors if cls == "LockstepEnvRunner"]
+    trainables = [node for cls, node in actors if cls == "MADDPG"]
+    assert runners and set(runners) == {cluster["worker"]}, actors
+    assert trainables and set(trainables) == {cluster["head"]}, actors

@@ -9,7 +9,8 @@ best predator return sends all its critics and target critics to the others.
 The independent arm is the same population (same seeds, so the same initial
 networks) with `critic_sync_interval=None`. Each arm trains for the same
 wall-clock budget (`--minutes`, setup excluded); the arms run one after the
-other.
+other. On a shared machine the load decides how many steps fit in that
+budget; `--steps-per-member` compares at equal env steps instead.
 
 Reported per member, as the report did: the final predator return (one
 predator's, `adversary_0`; simple_tag gives every predator the same reward,
@@ -76,7 +77,14 @@ def run_arm(args, sync: bool) -> dict:
         budget = args.minutes * 60
         start = time.perf_counter()
         result, iterations = None, 0
-        while time.perf_counter() - start < budget:
+
+        def more():
+            if args.steps_per_member:
+                return result is None or (
+                    result["num_env_steps_sampled_lifetime_per_member"] < args.steps_per_member)
+            return time.perf_counter() - start < budget
+
+        while more():
             result = algo.train()
             iterations += 1
             if args.verbose:
@@ -131,6 +139,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--population", type=int, default=2, help="members P per arm (each 1 CPU)")
     parser.add_argument("--minutes", type=float, default=6.0, help="training wall-clock per arm")
+    parser.add_argument("--steps-per-member", type=int, default=None,
+                        help="instead of --minutes: train until every member has sampled this "
+                        "many env steps (equal env steps; training is deterministic per seed, "
+                        "so this budget does not depend on the machine's load)")
     parser.add_argument("--sync-interval", type=int, default=5000,
                         help="env steps per member between critic syncs (the report: 5000)")
     parser.add_argument("--hparams", choices=sorted(HPARAMS), default="paper")
@@ -154,11 +166,14 @@ def main():
         arms = [run_arm(args, sync=(arm == "genetic")) for arm in args.arms.split(",")]
     finally:
         ray.shutdown()
-    print(f"mpe/simple_tag, P={args.population}, {args.minutes:g} min per arm, "
+    budget = (f"{args.steps_per_member:,} env steps per member" if args.steps_per_member
+              else f"{args.minutes:g} min per arm")
+    print(f"mpe/simple_tag, P={args.population}, {budget}, "
           f"sync every {args.sync_interval} env steps/member, hparams={args.hparams}, seed={args.seed}")
     print_table(arms)
     print(json.dumps({"env": "mpe/simple_tag", "population": args.population,
-                      "minutes_per_arm": args.minutes, "sync_interval": args.sync_interval,
+                      "minutes_per_arm": None if args.steps_per_member else args.minutes,
+                      "steps_per_member": args.steps_per_member, "sync_interval": args.sync_interval,
                       "hparams": args.hparams, "seed": args.seed, "arms": arms}))
 
 

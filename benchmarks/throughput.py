@@ -21,7 +21,9 @@ train_env_steps_per_s, raw_env_steps_per_s, ratio and learner_updates_per_s
 (update rounds per second; one round updates every agent); with a peer also
 agilerl_env_steps_per_s, ratio_vs_agilerl (ours / AgileRL) and
 agilerl_updates_per_s (its learn() calls per second: batch 64, one per 16 env
-steps), plus the 1-minute load average before and after each part.
+steps), the same rates per CPU-second of each training process (less
+sensitive to other jobs on the machine), plus the 1-minute load average
+before and after each part.
 """
 
 import argparse
@@ -82,17 +84,18 @@ def training_rate(args) -> dict:
         steps0 = result["num_env_steps_sampled_lifetime"]
         rounds0 = algo._counters["maddpg_num_update_rounds"]
         timers0 = {k: algo._timers[k]._total_time for k in ("sample", "learn", "synch_weights")}
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         while result["num_env_steps_sampled_lifetime"] - steps0 < args.steps:
             result = algo.train()
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
         steps = result["num_env_steps_sampled_lifetime"] - steps0
         rounds = algo._counters["maddpg_num_update_rounds"] - rounds0
         shares = {k: (algo._timers[k]._total_time - v) / seconds for k, v in timers0.items()}
         algo.stop()
     finally:
         ray.shutdown()
-    return {"steps": steps, "seconds": seconds, "rounds": rounds, "shares": shares}
+    return {"steps": steps, "seconds": seconds, "cpu_seconds": cpu_seconds, "rounds": rounds, "shares": shares}
 
 
 PEERS = ("agilerl",)
@@ -184,12 +187,21 @@ def main():
         print(f"AgileRL learner          {peer['window_updates_per_s']:8.1f} learn() calls/s (every agent, batch "
               f"{peer['hyperparameters']['BATCH_SIZE']})")
         print(f"ratio ours / AgileRL     {train_rate / peer_rate_:8.2f}")
+        # Per CPU-second of the training process: less sensitive to other jobs on the machine.
+        ours_cpu = train["steps"] / train["cpu_seconds"]
+        peer_cpu = peer_rate_ / peer["window_cpu_util"]
+        print(f"per CPU-second           ours {ours_cpu:.0f}, AgileRL {peer_cpu:.0f} env steps "
+              f"(ratio {ours_cpu / peer_cpu:.2f}; CPU use ours {train['cpu_seconds'] / train['seconds']:.0%}, "
+              f"AgileRL {peer['window_cpu_util']:.0%})")
         extra = {
             "agilerl_env_steps_per_s": round(peer_rate_, 1),
             "ratio_vs_agilerl": round(train_rate / peer_rate_, 3),
             "agilerl_updates_per_s": round(peer["window_updates_per_s"], 2),
             "agilerl_window_env_steps": peer["window_env_steps"],
             "agilerl_version": peer["peer"],
+            "train_env_steps_per_cpu_s": round(ours_cpu, 1),
+            "agilerl_env_steps_per_cpu_s": round(peer_cpu, 1),
+            "ratio_vs_agilerl_per_cpu_s": round(ours_cpu / peer_cpu, 3),
         }
     print("load average (1 min)     " + ", ".join(f"{k} {v:.2f}" for k, v in load.items()))
     print(json.dumps({

@@ -163,6 +163,8 @@ def run_agilerl(args, spec: dict, budget: int) -> dict:
            "--budget", str(budget), "--eval-episodes", "0", "--progress-every", "10000"]
     if spec["agents"]:
         cmd += ["--threshold-agents", *spec["agents"]]
+    if args.peer_max_seconds:
+        cmd += ["--max-seconds", str(args.peer_max_seconds)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
@@ -186,6 +188,8 @@ def main():
     parser.add_argument("--budget", type=int, default=None, help="env-step budget of ours (default: the YAML's)")
     parser.add_argument("--peer-budget", type=int, default=None,
                         help="env-step budget of the peer (default: the same as ours)")
+    parser.add_argument("--peer-max-seconds", type=float, default=None,
+                        help="also stop the peer after this many seconds of training (reported)")
     parser.add_argument("--seed", type=int, default=0, help="AgileRL's seed (ours: the YAML's)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -234,6 +238,8 @@ def main():
           + (f"at {ys['env_steps']:,} env steps, {ys['seconds']:.1f} s (value {ys['value']:.2f})" if ys else "never"))
     if peer and peer_budget < spec["budget"]:
         print(f"AgileRL capped at {peer_budget:,} env steps (the YAML's budget is {spec['budget']:,})")
+    if peer and not peer["reached"] and peer["env_steps"] < peer_budget:
+        print(f"AgileRL stopped by --peer-max-seconds {args.peer_max_seconds:g} after {peer['env_steps']:,} env steps")
 
     out = {
         "env": args.env, "yaml": spec["path"], "threshold_metric": spec["metric"],

@@ -38,12 +38,14 @@ from ray.rllib.utils.metrics import (
     SAMPLE_TIMER,
     SYNCH_WORKER_WEIGHTS_TIMER,
 )
+from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg.callbacks import MADDPGCallbacks
 from rllib_maddpg.models import ACTIVATIONS, make_action_head
 from rllib_maddpg.policy import MADDPGTorchPolicy
+from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
 from rllib_maddpg.replay import JointReplayBuffer
 from rllib_maddpg.sampler import LockstepEnvRunner
 
@@ -119,6 +121,9 @@ class MADDPGConfig(AlgorithmConfig):
         self.num_subpolicies = 1
         self.ensemble_shared_draw = []
         self.subpolicy_for_acting = None
+        self.per_agent_learners = False
+        self.data_parallel_learners = 1
+        self.learner_resources = {"CPU": 1}
 
         # Derived from the env by `validate()`: the joint agent order, and what
         # the env said about its agents (cached: building an env can be slow).
@@ -156,6 +161,9 @@ class MADDPGConfig(AlgorithmConfig):
         num_subpolicies: Optional[int] = NotProvided,
         ensemble_shared_draw: Optional[List[List[str]]] = NotProvided,
         subpolicy_for_acting: Optional[int] = NotProvided,
+        per_agent_learners: Optional[bool] = NotProvided,
+        data_parallel_learners: Optional[int] = NotProvided,
+        learner_resources: Optional[Dict[str, float]] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -231,6 +239,16 @@ class MADDPGConfig(AlgorithmConfig):
                 the policies of a group need the same K.
             subpolicy_for_acting: act with this sub-policy instead of drawing
                 one per episode (e.g. in `evaluation_config`); None draws.
+            per_agent_learners: update each agent's policy on its own Ray actor
+                (model parallel; see learners.py). The driver samples, builds
+                the joint minibatch and target actions once, and sends each
+                learner the columns its critic reads.
+            data_parallel_learners: L; with L > 1, L Ray actors compute the
+                gradients of each update on 1/L of the minibatch and the driver
+                applies their average (data parallel). 1: no replicas.
+            learner_resources: Ray resources of each learner actor (per-agent
+                learner or gradient replica), e.g. {"CPU": 1} or
+                {"CPU": 1, "GPU": 1} or a custom resource to place them on a node.
 
         Returns:
             This updated MADDPGConfig object.
@@ -344,6 +362,15 @@ class MADDPGConfig(AlgorithmConfig):
         check(self.subpolicy_for_acting is None
               or (isinstance(self.subpolicy_for_acting, (int, np.integer)) and self.subpolicy_for_acting >= 0),
               "subpolicy_for_acting", "use None (draw per episode) or a sub-policy index >= 0")
+        check(isinstance(self.per_agent_learners, bool), "per_agent_learners", "use True or False")
+        check(isinstance(self.data_parallel_learners, (int, np.integer)) and self.data_parallel_learners >= 1,
+              "data_parallel_learners", "use an integer >= 1 (1: no replicas)")
+        check(not (self.per_agent_learners and self.data_parallel_learners > 1),
+              "data_parallel_learners", "choose per-agent learners or data-parallel learners, not both")
+        check(isinstance(self.learner_resources, dict)
+              and all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
+                      for k, v in self.learner_resources.items()),
+              "learner_resources", "use a dict of resource name -> amount >= 0, e.g. {'CPU': 1}")
         check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
         if self.exploration_noise_final_scale is not None:
             check(self.exploration_noise_final_scale >= 0,
@@ -515,6 +542,10 @@ def _probe_env(config: AlgorithmConfig):
     return agent_ids, obs_spaces, act_spaces, segments
 
 
+def _numpy(batch: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in batch.items()}
+
+
 @torch.no_grad()
 def inference_quality(policy: MADDPGTorchPolicy, policies: Sequence, batch) -> Dict[str, float]:
     """How well agent i's approximations mu_hat_i^j match the true policies mu_j.
@@ -560,10 +591,50 @@ class MADDPG(Algorithm):
     def get_default_policy_class(cls, config):
         return MADDPGTorchPolicy
 
+    @classmethod
+    @override(Algorithm)
+    def default_resource_request(cls, config):
+        request = super().default_resource_request(config)
+        config = cls.get_default_config().update_from_dict(
+            config.to_dict() if isinstance(config, AlgorithmConfig) else config
+        )
+        num_learners = (len(config._maddpg_agents) if config.per_agent_learners
+                        else config.data_parallel_learners if config.data_parallel_learners > 1 else 0)
+        if not num_learners:
+            return request
+        return PlacementGroupFactory(
+            bundles=request.bundles + [dict(config.learner_resources)] * num_learners,
+            strategy=request.strategy,
+        )
+
     @override(Algorithm)
     def setup(self, config: MADDPGConfig) -> None:
         self.agents: Sequence[jb.AgentSpec] = config._maddpg_agents
         super().setup(config)
+        # Learning on Ray actors (learners.py); None: in this process.
+        self.learners = None
+        if config.per_agent_learners:
+            self.learners = PerAgentLearners(config, config.learner_resources)
+            self.learners.push_states(self._policies_by_id())
+        elif config.data_parallel_learners > 1:
+            self.learners = DataParallelLearners(
+                config, config.data_parallel_learners, config.learner_resources
+            )
+
+    def _policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
+        return {a.policy_id: self.get_policy(a.policy_id) for a in self.agents}
+
+    @override(Algorithm)
+    def __getstate__(self) -> Dict:
+        if isinstance(getattr(self, "learners", None), PerAgentLearners):
+            self.learners.pull_states(self._policies_by_id())  # critics, optimizers
+        return super().__getstate__()
+
+    @override(Algorithm)
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        if isinstance(getattr(self, "learners", None), PerAgentLearners):
+            self.learners.push_states(self._policies_by_id())
 
     @override(Algorithm)
     def _create_local_replay_buffer_if_necessary(self, config) -> JointReplayBuffer:
@@ -589,7 +660,11 @@ class MADDPG(Algorithm):
         with self._timers[SAMPLE_TIMER]:
             batch = self._sample()
         if not batch:
-            return {}
+            # Nothing arrived (the env runners are dead or restarting). None, not
+            # {}: RLlib counts a failed step and raises after
+            # num_consecutive_env_runner_failures_tolerance of them in a row,
+            # instead of looping forever when no runner can come back.
+            return None
         batch = batch.as_multi_agent()
         env_steps = batch.env_steps()
         self._counters[NUM_ENV_STEPS_SAMPLED] += env_steps
@@ -656,11 +731,19 @@ class MADDPG(Algorithm):
         batch = {name: torch.from_numpy(column) for name, column in rows.items()}
         policies = self.agent_policies()
         jb.attach_target_actions(batch, policies)
-        results = {
-            agent.policy_id: policy.learn_on_batch(batch, self._actor_batches(k, agent))
-            for k, (agent, policy) in enumerate(zip(self.agents, policies))
-        }
-        if diagnose:
+        actor_batches = {a.policy_id: self._actor_batches(k, a) for k, a in enumerate(self.agents)}
+        if self.learners is None:
+            results = {
+                agent.policy_id: policy.learn_on_batch(batch, actor_batches[agent.policy_id])
+                for agent, policy in zip(self.agents, policies)
+            }
+        else:
+            results = self.learners.update(
+                self.agents, policies, _numpy(batch),
+                {pid: None if ab is None else {s: _numpy(b) for s, b in ab.items()}
+                 for pid, ab in actor_batches.items()},
+            )
+        if diagnose and not isinstance(self.learners, PerAgentLearners):
             for agent, policy in zip(self.agents, policies):
                 results[agent.policy_id]["learner_stats"].update(
                     inference_quality(policy, policies, batch)

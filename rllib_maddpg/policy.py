@@ -164,6 +164,18 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         out = self.model.per_subpolicy(self.model.target_actors, new_obs, subpolicy)
         return self.action_head.target_action(out)
 
+    @override(TorchPolicyV2)
+    def set_weights(self, weights) -> None:
+        # Checkpoints written before policy ensembles had one actor named "actor".
+        renamed = {}
+        for key, value in weights.items():
+            for old, new in (("target_actor.", "target_actors.0."), ("actor.", "actors.0.")):
+                if key.startswith(old):
+                    key = new + key[len(old):]
+                    break
+            renamed[key] = value
+        super().set_weights(renamed)
+
     def get_critic_weights(self) -> Dict[str, Dict[str, np.ndarray]]:
         """Q_i and Q'_i as numpy state dicts (e.g. to copy one agent's critic elsewhere)."""
         return {
@@ -204,8 +216,41 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         self.num_grad_updates += 1
         return {"learner_stats": stats}
 
+    # Each phase of an update: a loss on a minibatch, then one optimizer step on
+    # some nets. `update_*` does both; data-parallel learners compute the
+    # gradients of the loss on shards and apply their average (learners.py).
+
+    def update_inference(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Fit mu_hat_i^j to agent j's replayed actions, for every inferred j (eq. 7)."""
+        return self._update("inference", *self.inference_loss(batch))
+
     def update_critic(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)."""
+        return self._update("critic", *self.critic_loss(batch))
+
+    def update_actor(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict[str, float]:
+        """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D.
+
+        With a policy ensemble, sub-policy k ascends the same objective on its
+        own buffer's minibatch, scaled by 1/K (paper eq. 9).
+        """
+        return self._update("actor", *self.actor_loss(batch, actor_batches))
+
+    def inference_loss(self, batch: Dict[str, torch.Tensor]):
+        total, stats = 0.0, {}
+        for k in self.inferred_agents:
+            approx = self.model.approximators[str(k)]
+            obs, actions = batch[jb.obs_col(k)], batch[jb.actions_col(k)]
+            log_prob, entropy = approx.log_prob_and_entropy(obs, actions)
+            total = total + losses.policy_inference_loss(
+                log_prob, entropy, self.config["policy_inference_entropy"]
+            )
+            with torch.no_grad():
+                error = (approx.expected_action(obs) - actions).abs().mean().item()
+            stats[f"inference_action_error/{self.agents[k].agent_id}"] = error
+        return total, stats
+
+    def critic_loss(self, batch: Dict[str, torch.Tensor]):
         i, seen, model = self.agent_index, self.critic_agents, self.model
         with torch.no_grad():
             target_q_tp1 = model.q(
@@ -219,14 +264,20 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         )
         q_t = model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
                       jb.gather(batch, jb.actions_col, seen))
-        loss = losses.critic_loss(q_t, y)
-        grad_norm = self._step(self._optimizers[1], loss, model.critic)
-        return {
-            "critic_loss": loss.item(),
-            "q_mean": q_t.mean().item(),
-            "target_y_mean": y.mean().item(),
-            "critic_grad_norm": grad_norm,
-        }
+        stats = {"q_mean": q_t.mean().item(), "target_y_mean": y.mean().item()}
+        return losses.critic_loss(q_t, y), stats
+
+    def actor_loss(self, batch: Dict[str, torch.Tensor], actor_batches=None):
+        model = self.model
+        # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
+        model.critic.requires_grad_(False)
+        try:
+            if self.num_subpolicies == 1:
+                return self._actor_loss(batch, 0), {}
+            loss = sum(self._actor_loss(b, k) for k, b in (actor_batches or {}).items())
+            return loss / self.num_subpolicies, {}
+        finally:
+            model.critic.requires_grad_(True)
 
     def critic_target_actions(self, batch: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
         """a'_k for the agents the critic sees: from the true target actors
@@ -240,43 +291,6 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             for k in self.critic_agents
         ]
 
-    def update_inference(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        """Fit mu_hat_i^j to agent j's replayed actions, for every inferred j (eq. 7)."""
-        total, stats = 0.0, {}
-        for k in self.inferred_agents:
-            approx = self.model.approximators[str(k)]
-            obs, actions = batch[jb.obs_col(k)], batch[jb.actions_col(k)]
-            log_prob, entropy = approx.log_prob_and_entropy(obs, actions)
-            total = total + losses.policy_inference_loss(
-                log_prob, entropy, self.config["policy_inference_entropy"]
-            )
-            with torch.no_grad():
-                error = (approx.expected_action(obs) - actions).abs().mean().item()
-            stats[f"inference_action_error/{self.agents[k].agent_id}"] = error
-        stats["inference_loss"] = total.item()
-        stats["inference_grad_norm"] = self._step(self._optimizers[2], total, self.model.approximators)
-        return stats
-
-    def update_actor(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict[str, float]:
-        """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D.
-
-        With a policy ensemble, sub-policy k ascends the same objective on its
-        own buffer's minibatch, scaled by 1/K (paper eq. 9).
-        """
-        model = self.model
-        # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
-        model.critic.requires_grad_(False)
-        if self.num_subpolicies == 1:
-            loss = self._actor_loss(batch, 0)
-        else:
-            loss = sum(self._actor_loss(b, k) for k, b in (actor_batches or {}).items())
-            loss = loss / self.num_subpolicies
-        model.critic.requires_grad_(True)
-        if not torch.is_tensor(loss):  # no sub-policy has data yet
-            return {}
-        grad_norm = self._step(self._optimizers[0], loss, *model.actors)
-        return {"actor_loss": loss.item(), "actor_grad_norm": grad_norm}
-
     def _actor_loss(self, batch: Dict[str, torch.Tensor], k: int) -> torch.Tensor:
         i, seen, model = self.agent_index, self.critic_agents, self.model
         pre_activation = model.actors[k](batch[jb.obs_col(i)])
@@ -285,23 +299,31 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), act_n)
         return losses.actor_loss(q_pi, pre_activation, self.config["actor_regularization"])
 
-    def update_targets(self) -> None:
-        """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actor and the critic."""
-        model, tau = self.model, self.config["tau"]
-        losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), tau)
-        losses.soft_update(model.target_actors.parameters(), model.actors.parameters(), tau)
-        if self.inferred_agents:
-            losses.soft_update(
-                model.target_approximators.parameters(), model.approximators.parameters(), tau
-            )
+    def phase_nets(self, phase: str):
+        """(optimizer, nets clipped separately) of an update phase."""
+        model = self.model
+        return {
+            "actor": (self._optimizers[0], list(model.actors)),
+            "critic": (self._optimizers[1], [model.critic]),
+            "inference": (self._optimizers[-1], [model.approximators]),
+        }[phase]
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, *nets) -> float:
-        """Backward, clip the gradient norm of each net, step `optimizer`.
+    def _update(self, phase: str, loss, stats: Dict[str, float]) -> Dict[str, float]:
+        if not torch.is_tensor(loss):  # nothing to learn yet (an empty ensemble buffer)
+            return stats
+        optimizer, nets = self.phase_nets(phase)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        stats[f"{phase}_loss"] = loss.item()
+        stats[f"{phase}_grad_norm"] = self.clip_and_step(phase)
+        return stats
+
+    def clip_and_step(self, phase: str) -> float:
+        """Clip the gradient norm of each net of `phase`, then step its optimizer.
 
         Returns the (mean) gradient norm before clipping.
         """
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        optimizer, nets = self.phase_nets(phase)
         clip = self.config["grad_norm_clipping"]
         norms = []
         for net in nets:
@@ -314,3 +336,13 @@ class MADDPGTorchPolicy(TorchPolicyV2):
                 norms.append(float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))))
         optimizer.step()
         return float(np.mean(norms)) if norms else 0.0
+
+    def update_targets(self) -> None:
+        """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actor and the critic."""
+        model, tau = self.model, self.config["tau"]
+        losses.soft_update(model.target_critic.parameters(), model.critic.parameters(), tau)
+        losses.soft_update(model.target_actors.parameters(), model.actors.parameters(), tau)
+        if self.inferred_agents:
+            losses.soft_update(
+                model.target_approximators.parameters(), model.approximators.parameters(), tau
+            )

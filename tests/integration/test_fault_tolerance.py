@@ -6,10 +6,9 @@ Ray restarts the actor, as `restart_failed_env_runners` asks), once with
 sampling and learning overlapped (one sample request always in flight, which
 the kill interrupts) and once sequential.
 
-Not covered, because it hangs: `ray.kill(runner)` with its default
-`no_restart=True` kills the actor for good; MADDPG.training_step then
-returns {} on every call, which RLlib does not count as a failure, so
-`train()` never returns (README, "Fault tolerance": a known issue).
+A runner killed for good (`ray.kill(runner)`, default `no_restart=True`)
+cannot come back: training must then fail with RLlib's error after
+`num_consecutive_env_runner_failures_tolerance` empty steps, not hang.
 """
 
 import os
@@ -79,5 +78,32 @@ def test_training_goes_on_after_the_env_runner_is_killed(ray_local, overlap):
         assert learner.keys() == runner.keys()
         for key in learner:
             assert (learner[key] == runner[key]).all(), key
+    finally:
+        algo.stop()
+
+
+def test_a_runner_lost_for_good_ends_training_with_an_error(ray_local):
+    import ray
+
+    from rllib_maddpg import MADDPGConfig
+
+    config = (
+        MADDPGConfig()
+        .environment("mpe/simple_spread")
+        .env_runners(num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=25,
+                     sample_timeout_s=2.0)
+        .fault_tolerance(num_consecutive_env_runner_failures_tolerance=3)
+        .reporting(min_sample_timesteps_per_iteration=STEPS_PER_ITERATION)
+        .training(num_steps_sampled_before_learning_starts=200, train_batch_size=32)
+        .update_from_dict(tuned_fault_tolerance())
+    )
+    algo = config.build_algo()
+    try:
+        algo.train()
+        (actor,) = algo.env_runner_group._worker_manager.actors().values()
+        ray.kill(actor)  # no_restart=True: gone for good
+        with pytest.raises(RuntimeError, match="consecutive"):
+            for _ in range(5):
+                algo.train()
     finally:
         algo.stop()

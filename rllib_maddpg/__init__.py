@@ -1,7 +1,8 @@
 """rllib_maddpg: MADDPG (Lowe et al. 2017) for Ray RLlib, in PyTorch.
 
-Importing the package registers the trainable "MADDPG" (YAML `run: MADDPG`,
-`tune.Tuner("MADDPG")`) and the envs `mpe/<scenario>` with Ray Tune.
+Importing the package registers the trainables "MADDPG" (YAML `run: MADDPG`,
+`tune.Tuner("MADDPG")`) and "GeneticMADDPG" (a population that shares its best
+critics), and the envs `mpe/<scenario>`, with Ray Tune.
 """
 
 import logging
@@ -9,6 +10,7 @@ import logging
 from ray.tune.registry import register_trainable
 
 from rllib_maddpg.maddpg import MADDPG, MADDPGConfig
+from rllib_maddpg.genetic import GeneticMADDPG, GeneticMADDPGConfig
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg import envs  # noqa: F401  (registers the mpe/<scenario> envs)
 from rllib_maddpg.envs import register_pettingzoo_env
@@ -26,4 +28,11 @@ def _not_about_our_policy(record: logging.LogRecord) -> bool:
 
 logging.getLogger("ray.rllib.policy.policy").addFilter(_not_about_our_policy)
 
-__all__ = ["MADDPG", "MADDPGConfig", "MADDPGTorchPolicy", "register_pettingzoo_env"]
+__all__ = [
+    "GeneticMADDPG",
+    "GeneticMADDPGConfig",
+    "MADDPG",
+    "MADDPGConfig",
+    "MADDPGTorchPolicy",
+    "register_pettingzoo_env",
+]

@@ -686,7 +686,8 @@ def validate_config(trainable, config: Dict[str, Any], where: str):
     """
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    if not (isinstance(trainable, type) and issubclass(trainable, Algorithm)):
+    if not (isinstance(trainable, type) and (
+            issubclass(trainable, Algorithm) or hasattr(trainable, "get_default_config"))):
         return None
     first = None
     for label, variant in _config_variants(config):

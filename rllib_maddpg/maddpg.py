@@ -259,6 +259,15 @@ class MADDPGConfig(AlgorithmConfig):
                 setattr(self, key, value)
         return self
 
+    @override(AlgorithmConfig)
+    def get_evaluation_config_object(self):
+        eval_config = super().get_evaluation_config_object()
+        if eval_config is not None and self.evaluation_duration_unit == "episodes":
+            # RLlib's old stack calls sample() once per episode it wants; with one
+            # sub-env the lockstep sampler returns exactly one whole episode.
+            eval_config.num_envs_per_env_runner = 1
+        return eval_config
+
     # --- validation ---------------------------------------------------------
 
     @override(AlgorithmConfig)

@@ -43,7 +43,10 @@ class LockstepEnvRunner(RolloutWorker):
     def sample(self, **kwargs) -> MultiAgentBatch:
         if getattr(self, "_lockstep", None) is None:
             self._lockstep = LockstepSampler(self)
-        batch = self._lockstep.sample(self.config.get_rollout_fragment_length(self.worker_index))
+        batch = self._lockstep.sample(
+            self.config.get_rollout_fragment_length(self.worker_index),
+            complete_episodes=self.config.batch_mode == "complete_episodes",
+        )
         self.callbacks.on_sample_end(worker=self, samples=batch)
         return batch
 
@@ -147,65 +150,80 @@ class LockstepSampler:
         )
         self._reset(e)
 
-    def sample(self, steps_per_env: int) -> MultiAgentBatch:
-        """`steps_per_env` steps of every sub-env, as one MultiAgentBatch."""
-        T, E, agents = steps_per_env, len(self.envs), self.agents
-        obs = [np.zeros((T, E, a.obs_dim), np.float32) for a in agents]
-        new_obs = [np.zeros((T, E, a.obs_dim), np.float32) for a in agents]
-        critic_actions = [np.zeros((T, E, a.action_dim), np.float32) for a in agents]
-        env_actions: List[List[np.ndarray]] = [[] for _ in agents]
-        rewards = np.zeros((len(agents), T, E), np.float32)
-        terminateds = np.zeros((len(agents), T, E), bool)
-        truncateds = np.zeros((len(agents), T, E), bool)
-        eps_id = np.zeros((T, E), np.int64)
-        t_col = np.zeros((T, E), np.int64)
-        subpolicy = np.zeros((T, E, len(agents)), np.int64)
-        ids = [a.agent_id for a in agents]
+    def sample(self, steps_per_env: int, complete_episodes: bool = False) -> MultiAgentBatch:
+        """`steps_per_env` steps of every sub-env, as one MultiAgentBatch.
 
-        for t in range(T):
-            subpolicy[t] = self._subpolicy
+        With `complete_episodes` (RLlib's batch_mode="complete_episodes", e.g.
+        for evaluation), each sub-env instead runs until its current episode
+        ends (and no further), so the batch holds whole episodes only.
+        """
+        E, agents, n = len(self.envs), self.agents, len(self.agents)
+        ids = [a.agent_id for a in agents]
+        # One entry per step t: arrays over the E sub-envs.
+        obs, new_obs, critic_actions, env_actions = ([[] for _ in agents] for _ in range(4))
+        rewards, terminateds, truncateds, eps_id, t_col, subpolicy, valid = ([] for _ in range(7))
+        active = np.ones(E, bool)  # sub-envs still stepping in this call
+
+        t = 0
+        while (active.any() if complete_episodes else t < steps_per_env):
+            subpolicy.append(self._subpolicy.copy())
+            eps_id.append(self._eps_id.copy())
+            t_col.append(self._t.copy())
+            valid.append(active.copy())
             for k, policy in enumerate(self.policies):
-                obs[k][t] = self._obs[k]
+                obs[k].append(self._obs[k].copy())
                 inputs = {SampleBatch.OBS: self._obs[k]}
                 if agents[k].num_subpolicies > 1:
                     inputs[jb.SUBPOLICY] = self._subpolicy[:, k]
                 action, _, extra = policy.compute_actions_from_input_dict(inputs)
                 env_actions[k].append(action)
-                critic_actions[k][t] = extra[jb.CRITIC_ACTION]
-            eps_id[t], t_col[t] = self._eps_id, self._t
-            for e, env in enumerate(self.envs):
-                o, r, term, trunc, _ = env.step({aid: env_actions[k][t][e] for k, aid in enumerate(ids)})
+                critic_actions[k].append(extra[jb.CRITIC_ACTION])
+                new_obs[k].append(np.zeros_like(self._obs[k]))
+            r_t, term_t, trunc_t = (np.zeros((n, E), np.float32), np.zeros((n, E), bool),
+                                    np.zeros((n, E), bool))
+            for e in np.flatnonzero(active):
+                o, r, term, trunc, _ = self.envs[e].step(
+                    {aid: env_actions[k][t][e] for k, aid in enumerate(ids)})
                 self._t[e] += 1
                 for k, aid in enumerate(ids):
-                    new_obs[k][t, e] = self._observe(o, k, e, self._t[e])
-                    rewards[k, t, e] = r[aid]
-                    terminateds[k, t, e] = term.get(aid, term["__all__"])
-                    truncateds[k, t, e] = trunc.get(aid, trunc["__all__"])
-                self._returns[e] += rewards[:, t, e]
+                    new_obs[k][t][e] = self._observe(o, k, e, self._t[e])
+                    r_t[k, e] = r[aid]
+                    term_t[k, e] = term.get(aid, term["__all__"])
+                    trunc_t[k, e] = trunc.get(aid, trunc["__all__"])
+                self._returns[e] += r_t[:, e]
                 if term["__all__"] or trunc["__all__"]:
                     self._end_episode(e)
+                    active[e] = not complete_episodes
                 else:
-                    for k in range(len(agents)):
-                        self._obs[k][e] = new_obs[k][t, e]
+                    for k in range(n):
+                        self._obs[k][e] = new_obs[k][t][e]
+            rewards.append(r_t), terminateds.append(term_t), truncateds.append(trunc_t)
+            t += 1
 
-        def rows(x: np.ndarray) -> np.ndarray:
-            # [T, E, ...] -> [E * T, ...]: each sub-env's steps contiguous, in time order.
-            return np.swapaxes(x, 0, 1).reshape((E * T,) + x.shape[2:])
+        # [T, E, ...] -> rows: each sub-env's steps contiguous, in time order;
+        # only the steps the sub-env actually took.
+        keep = np.swapaxes(np.stack(valid), 0, 1).reshape(-1)
 
+        def rows(steps: List[np.ndarray]) -> np.ndarray:
+            x = np.stack(steps)
+            return np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])[keep]
+
+        rewards, terminateds, truncateds = (np.stack(x, axis=1) for x in (rewards, terminateds, truncateds))
+        subpolicy = np.stack(subpolicy)
         batches = {}
         for k, agent in enumerate(agents):
             batches[agent.agent_id] = SampleBatch({
                 SampleBatch.OBS: rows(obs[k]),
                 SampleBatch.NEXT_OBS: rows(new_obs[k]),
-                SampleBatch.ACTIONS: rows(np.stack(env_actions[k])),
+                SampleBatch.ACTIONS: rows(env_actions[k]),
                 jb.CRITIC_ACTION: rows(critic_actions[k]),
-                SampleBatch.REWARDS: rows(rewards[k]),
-                SampleBatch.TERMINATEDS: rows(terminateds[k]),
-                SampleBatch.TRUNCATEDS: rows(truncateds[k]),
+                SampleBatch.REWARDS: rows(list(rewards[k])),
+                SampleBatch.TERMINATEDS: rows(list(terminateds[k])),
+                SampleBatch.TRUNCATEDS: rows(list(truncateds[k])),
                 SampleBatch.EPS_ID: rows(eps_id),
                 SampleBatch.T: rows(t_col),
-                SampleBatch.AGENT_INDEX: np.full(E * T, k, np.int64),
-                jb.SUBPOLICY: rows(subpolicy[:, :, k]),
+                SampleBatch.AGENT_INDEX: np.full(int(keep.sum()), k, np.int64),
+                jb.SUBPOLICY: rows(list(subpolicy[:, :, k])),
             })
         policy_batches = {}
         for k, agent in enumerate(agents):
@@ -216,4 +234,4 @@ class LockstepSampler:
             policy_batches[agent.policy_id] = self.policies[k].postprocess_trajectory(
                 batches[agent.agent_id], others
             )
-        return MultiAgentBatch(policy_batches, env_steps=E * T)
+        return MultiAgentBatch(policy_batches, env_steps=int(keep.sum()))

@@ -270,3 +270,18 @@ def test_policy_ensemble_draws_per_episode_and_routes_rows_to_sub_buffers(ray_lo
 def test_ensembles_need_the_lockstep_sampler():
     with pytest.raises(ValueError, match="lockstep"):
         small_config(num_subpolicies=2, use_lockstep_sampler=False).validate()
+
+
+def test_evaluation_runs_the_episodes_asked_for(ray_local):
+    config = small_config("mpe/simple_spread", num_steps_sampled_before_learning_starts=10**6)
+    config.env_runners(num_envs_per_env_runner=4)
+    config.evaluation(evaluation_interval=1, evaluation_duration=5, evaluation_duration_unit="episodes",
+                      evaluation_config={"explore": False})
+    algo = config.build_algo()
+    try:
+        runners = algo.evaluate()["env_runners"]
+        assert runners["episodes_this_iter"] == 5
+        assert runners["episode_len_mean"] == 25
+        assert "mean_landmark_distance_mean" in runners["custom_metrics"]
+    finally:
+        algo.stop()

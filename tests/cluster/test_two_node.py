@@ -75,7 +75,7 @@ def stop(proc, timeout=30):
             proc.wait()
 
 
-def driver(env, address, code):
+def driver(env, address, code, timeout=120):
     """Runs `code` in a fresh driver process connected to the cluster; returns what it prints as JSON.
 
     A separate process: this one may already hold another Ray (the tests' ray_local).
@@ -85,7 +85,7 @@ def driver(env, address, code):
         ray.init(address={address!r}, log_to_driver=False, logging_level="ERROR")
         """) + textwrap.dedent(code)
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -176,3 +176,32 @@ def test_env_runner_runs_on_the_worker_and_the_learner_on_the_head(two_nodes, tm
     trainables = [node for cls, node in actors if cls == "MADDPG"]
     assert runners and set(runners) == {cluster["worker"]}, actors
     assert trainables and set(trainables) == {cluster["head"]}, actors
+
+
+@pytest.mark.parametrize("learners", [
+    {"per_agent_learners": True},
+    {"data_parallel_learners": 2},
+], ids=["per_agent", "data_parallel"])
+def test_learner_actors_run_on_the_worker_node(two_nodes, learners):
+    """Issue 6: each learner mode trains with its learner actors placed on the second node."""
+    cluster = two_nodes
+    result = driver(cluster["env"], cluster["address"], f"""\
+        import rllib_maddpg
+        from ray._private import state
+        from rllib_maddpg import MADDPGConfig
+        config = (MADDPGConfig().environment("mpe/simple_spread")
+                  .training(num_steps_sampled_before_learning_starts=500, train_batch_size=64,
+                            learner_resources={{"CPU": 0.5, "env_runner_node": 0.01}}, **{learners!r})
+                  .reporting(min_sample_timesteps_per_iteration=1000).debugging(seed=0))
+        algo = config.build_algo()
+        steps = [algo.train()["num_env_steps_sampled_lifetime"] for _ in range(2)]
+        rounds = algo._counters["maddpg_num_update_rounds"]
+        algo.stop()
+        print(json.dumps({{"steps": steps, "rounds": rounds,
+                          "actors": [(a["ActorClassName"], a["Address"]["NodeID"])
+                                     for a in state.actors().values()]}}))
+        """, timeout=TIMEOUT)
+    learner_nodes = [node for cls, node in result["actors"] if cls in ("AgentLearner", "GradientReplica")]
+    expected = 3 if "per_agent_learners" in learners else 2
+    assert len(learner_nodes) == expected and set(learner_nodes) == {cluster["worker"]}, result
+    assert result["steps"] == [1000, 2000] and result["rounds"] > 0

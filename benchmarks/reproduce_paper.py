@@ -31,6 +31,14 @@ EXPERIMENTS = {
     "t1_ddpg": ("simple_speaker_listener", {}, {"use_local_critic": True}, "DDPG"),
     # policy inference on cooperative communication (fig. 7)
     "inference_maddpg": ("simple_speaker_listener", {}, {"infer_other_policies": True}, "MADDPG, inferred policies"),
+    # The same three with learning rates 1e-3 instead of the paper's 1e-2: at 1e-2
+    # the speaker never learns to communicate here (docs/RESULTS.md).
+    "t1_maddpg_lr3": ("simple_speaker_listener", {}, {"actor_lr": 1e-3, "critic_lr": 1e-3}, "MADDPG, lr 1e-3"),
+    "t1_ddpg_lr3": ("simple_speaker_listener", {},
+                    {"actor_lr": 1e-3, "critic_lr": 1e-3, "use_local_critic": True}, "DDPG, lr 1e-3"),
+    "inference_lr3": ("simple_speaker_listener", {},
+                      {"actor_lr": 1e-3, "critic_lr": 1e-3, "infer_other_policies": True},
+                      "MADDPG, inferred policies, lr 1e-3"),
     # T4 physical deception, N = 2 (good agent team / adversary)
     "t4_mm": ("simple_adversary", {"N": 2}, {}, "M/M"),
     "t4_md": ("simple_adversary", {"N": 2}, {"use_local_critic": ["adversary_0"]}, "M/D"),
@@ -48,6 +56,7 @@ EXPERIMENTS = {
 GROUPS = {
     "t1": ["t1_maddpg", "t1_ddpg"],
     "inference": ["t1_maddpg", "inference_maddpg"],
+    "t1_lr3": ["t1_maddpg_lr3", "t1_ddpg_lr3", "inference_lr3"],
     "t4": ["t4_mm", "t4_md", "t4_dm", "t4_dd"],
     "t3": ["t3_mm", "t3_dd"],
     "t5": ["t5_mm"],
@@ -58,6 +67,9 @@ PAPER = {
     "t1_maddpg": "84.0% target reach, distance 0.133",
     "t1_ddpg": "32.0% target reach, distance 0.456",
     "inference_maddpg": "fig. 7: same success as true policies",
+    "t1_maddpg_lr3": "84.0% target reach, distance 0.133",
+    "t1_ddpg_lr3": "32.0% target reach, distance 0.456",
+    "inference_lr3": "fig. 7: same success as true policies",
     "t4_mm": "94.4% agent / 39.2% adversary success",
     "t4_dd": "74.7% agent / 38.6% adversary success",
     "t3_mm": "11.0 touches",

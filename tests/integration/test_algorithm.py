@@ -285,3 +285,21 @@ def test_evaluation_runs_the_episodes_asked_for(ray_local):
         assert "mean_landmark_distance_mean" in runners["custom_metrics"]
     finally:
         algo.stop()
+
+
+def test_replay_buffer_is_saved_only_when_asked(ray_local, tmp_path):
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    for store in (False, True):
+        algo = small_config(store_buffer_in_checkpoints=store).build_algo()
+        try:
+            algo.train()
+            size = len(algo.local_replay_buffer)
+            checkpoint = algo.save(str(tmp_path / str(store))).checkpoint.path
+        finally:
+            algo.stop()
+        restored = Algorithm.from_checkpoint(checkpoint)
+        try:
+            assert len(restored.local_replay_buffer) == (size if store else 0)
+        finally:
+            restored.stop()

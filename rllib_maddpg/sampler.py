@@ -100,17 +100,18 @@ class LockstepSampler:
         return metrics
 
     def _observe(self, obs: Dict, k: int, e: int, t: int) -> np.ndarray:
-        agent = self.agents[k]
-        try:
-            o = obs[agent.agent_id]
-        except KeyError:
-            raise RuntimeError(
-                f"agent {agent.agent_id!r} got no observation at step {t} of an episode: "
-                "MADDPG needs every agent to act at every step until the episode ends "
-                "(keep done agents in the episode, e.g. with zero reward, until all are done)."
-            ) from None
+        agent_id = self.agents[k].agent_id
+        o = obs[agent_id] if agent_id in obs else self._missing(agent_id, t)
         prep = self.preprocessors[k]
         return o if prep is None else prep.transform(o)
+
+    @staticmethod
+    def _missing(agent_id, t: int):
+        raise RuntimeError(
+            f"agent {agent_id!r} got no observation at step {t} of an episode: "
+            "MADDPG needs every agent to act at every step until the episode ends "
+            "(keep done agents in the episode, e.g. with zero reward, until all are done)."
+        )
 
     def _reset(self, e: int) -> None:
         obs, _ = self.envs[e].reset()
@@ -181,22 +182,27 @@ class LockstepSampler:
                 new_obs[k].append(np.zeros_like(self._obs[k]))
             r_t, term_t, trunc_t = (np.zeros((n, E), np.float32), np.zeros((n, E), bool),
                                     np.zeros((n, E), bool))
+            ended = []
             for e in np.flatnonzero(active):
                 o, r, term, trunc, _ = self.envs[e].step(
                     {aid: env_actions[k][t][e] for k, aid in enumerate(ids)})
                 self._t[e] += 1
+                # Per env and agent: the hot loop, kept to plain indexing.
                 for k, aid in enumerate(ids):
-                    new_obs[k][t][e] = self._observe(o, k, e, self._t[e])
-                    r_t[k, e] = r[aid]
-                    term_t[k, e] = term.get(aid, term["__all__"])
-                    trunc_t[k, e] = trunc.get(aid, trunc["__all__"])
-                self._returns[e] += r_t[:, e]
+                    ob = o[aid] if aid in o else self._missing(aid, self._t[e])
+                    prep = self.preprocessors[k]
+                    new_obs[k][t][e] = ob if prep is None else prep.transform(ob)
+                r_t[:, e] = [r[aid] for aid in ids]
+                term_t[:, e] = [term.get(aid, term["__all__"]) for aid in ids]
+                trunc_t[:, e] = [trunc.get(aid, trunc["__all__"]) for aid in ids]
                 if term["__all__"] or trunc["__all__"]:
-                    self._end_episode(e)
-                    active[e] = not complete_episodes
-                else:
-                    for k in range(n):
-                        self._obs[k][e] = new_obs[k][t][e]
+                    ended.append(e)
+            self._returns += r_t.T
+            for k in range(n):  # each env's next observation; reset envs overwrite theirs
+                self._obs[k][active] = new_obs[k][t][active]
+            for e in ended:
+                self._end_episode(e)
+                active[e] = not complete_episodes
             rewards.append(r_t), terminateds.append(term_t), truncateds.append(trunc_t)
             t += 1
 

@@ -26,6 +26,7 @@ import inspect
 from types import ModuleType
 from typing import Any, Mapping
 
+from pettingzoo.utils.conversions import aec_to_parallel
 from ray.tune.registry import register_env
 
 from rllib_maddpg.envs.mpe_metrics import metrics_for
@@ -64,13 +65,22 @@ def make_mpe_env(
     kwargs = {**DEFAULT_MPE_KWARGS, **dict(env_config or {})}
     _check_kwargs(scenario, module, kwargs)
 
-    par_env = module.parallel_env(**kwargs)
-    raw_env = par_env.unwrapped  # mpe2 SimpleEnv: has .world and .continuous_actions
+    # mpe2's parallel_env(...) is aec_to_parallel(OrderEnforcing(ClipOutOfBounds
+    # (or AssertOutOfBounds)(raw_env(...)))). Those two wrappers forward every
+    # attribute read of aec_to_parallel's step (~90 per joint step) through
+    # Python __getattr__ chains: half of the env's stepping time. We build the
+    # same parallel env without them: the same scenario, physics, observations
+    # and rewards (tests/unit/test_mpe_env.py compares trajectories); actions are
+    # clipped to the Box bounds here (ClipOutOfBounds' job), Discrete actions
+    # come from our own action heads (always in range), and the wrapper below
+    # enforces reset-before-step (OrderEnforcing's job).
+    raw_env = module.raw_env(**kwargs)  # mpe2 SimpleEnv: has .world and .continuous_actions
+    par_env = aec_to_parallel(raw_env)
     metrics = metrics_for(scenario)
     if raw_env.continuous_actions:
         return PettingZooMultiAgentEnv(
             par_env, action_simplex_segments=_simplex_segments(raw_env.world),
-            episode_metrics=metrics,
+            episode_metrics=metrics, clip_box_actions=True,
         )
     return PettingZooMultiAgentEnv(
         par_env, action_adapters=_move_say_adapters(par_env, raw_env.world),

@@ -93,6 +93,9 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
             For a Box action that is really a concatenation of probability
             vectors, the sizes of those vectors (each sums to 1). Missing
             agents default to None.
+        clip_box_actions: Clip Box actions to the space's bounds before the
+            env sees them (what PettingZoo's ClipOutOfBoundsWrapper does, for
+            an env built without it).
 
     Observations of Box spaces are returned as float32 arrays and the exposed
     Box observation spaces are float32. ``agents`` always equals
@@ -105,6 +108,7 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         action_adapters: Mapping[AgentID, ActionAdapter] | None = None,
         action_simplex_segments: Mapping[AgentID, Sequence[int] | None] | None = None,
         episode_metrics: Any = None,
+        clip_box_actions: bool = False,
     ):
         _check_is_parallel_env(env)
         # Optional per-episode task metrics (e.g. mpe_metrics): an object with
@@ -144,7 +148,8 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
             if isinstance(space, gym.spaces.Box)
         )
         self._action_converters = {
-            agent: _action_converter(env.action_space(agent), action_adapters.get(agent))
+            agent: _action_converter(
+                env.action_space(agent), action_adapters.get(agent), clip_box_actions)
             for agent in self.possible_agents
         }
         self._episode_step = 0
@@ -386,10 +391,13 @@ def _checked_simplex_segments(
     return out
 
 
-def _action_converter(env_space: gym.Space, adapter: ActionAdapter | None):
+def _action_converter(env_space: gym.Space, adapter: ActionAdapter | None, clip: bool = False):
     """What to apply to each action before the env sees it (None = nothing)."""
     if adapter is not None:
         return adapter.to_env
+    if isinstance(env_space, gym.spaces.Box) and clip:
+        low, high, dtype = env_space.low, env_space.high, env_space.dtype
+        return lambda action: np.clip(np.asarray(action, dtype=dtype), low, high)
     if isinstance(env_space, gym.spaces.Box):
         # Cast to the env's dtype: PettingZoo's ClipOutOfBoundsWrapper treats a
         # float64 action for a float32 Box as out of bounds and warns every step.

@@ -121,6 +121,52 @@ def test_mpe_scenario_full_episode(scenario, continuous):
     env.close()
 
 
+@pytest.mark.parametrize("continuous", [True, False], ids=["continuous", "discrete"])
+@pytest.mark.parametrize("scenario", MPE_SCENARIOS)
+def test_mpe_env_steps_exactly_like_mpe2_parallel_env(scenario, continuous):
+    """We step mpe2's raw scenario without PettingZoo's OrderEnforcing and
+    ClipOutOfBounds wrappers (for speed): observations, rewards and episode
+    ends must equal mpe2's own parallel_env's, including for out-of-bound
+    Box actions (clipped by us instead of by ClipOutOfBounds)."""
+    import warnings
+
+    kwargs = {"continuous_actions": continuous, "max_cycles": 10}
+    ours = make_mpe_env(scenario, kwargs)
+    theirs = importlib.import_module(_SCENARIO_MODULES[scenario]).parallel_env(**kwargs)
+    rng = np.random.default_rng(0)
+    for episode in range(2):
+        obs, _ = ours.reset(seed=episode)
+        expected, _ = theirs.reset(seed=episode)
+        for t in range(10):
+            env_actions, our_actions = {}, {}
+            for agent in theirs.possible_agents:
+                space = theirs.action_space(agent)
+                if isinstance(space, gym.spaces.Box):  # some out of bounds
+                    a = rng.uniform(-0.5, 1.5, space.shape).astype(space.dtype)
+                    env_actions[agent] = our_actions[agent] = a
+                else:
+                    env_actions[agent] = int(rng.integers(space.n))
+                    adapter = ours.action_adapters.get(agent)
+                    our_actions[agent] = (env_actions[agent] if adapter is None
+                                          else _from_flat(env_actions[agent], adapter))
+            for agent in theirs.possible_agents:
+                np.testing.assert_array_equal(obs[agent], expected[agent], err_msg=f"{agent} t={t}")
+            obs, rewards, terms, truncs, _ = ours.step(our_actions)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ClipOutOfBounds warns on every clip
+                expected, exp_rewards, exp_terms, exp_truncs, _ = theirs.step(env_actions)
+            for agent in theirs.possible_agents:
+                assert rewards[agent] == exp_rewards[agent], (agent, t)
+                assert terms[agent] == exp_terms[agent] and truncs[agent] == exp_truncs[agent]
+        assert truncs["__all__"]
+
+
+def _from_flat(index, adapter):
+    """The MultiDiscrete action that `adapter` sends to the env as Discrete `index`."""
+    (action,) = [a for a in np.ndindex(*adapter.space.nvec) if adapter.to_env(a) == index]
+    return np.array(action, dtype=np.int64)
+
+
 def test_mpe_heterogeneous_observation_sizes():
     env = make_mpe_env("simple_adversary")
     sizes = {a: env.observation_spaces[a].shape for a in env.possible_agents}

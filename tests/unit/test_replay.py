@@ -51,3 +51,24 @@ def test_state_round_trip_keeps_rows_and_sub_buffers():
     for k in range(3):
         assert again.subset_size("k", k) == buf.subset_size("k", k)
         assert np.all(again.sample(50, subset=("k", k))["k"] == k)
+
+
+def test_columns_of_every_shape_and_dtype_come_back_row_aligned():
+    """Columns share one storage block per dtype; each sampled row must still
+    hold the values added together, whatever the column's shape."""
+    columns = {"a": ((3,), np.float32), "r": ((), np.float32), "img": ((2, 3), np.float32),
+               "done": ((), np.bool_), "k": ((), np.int64), "m": ((2,), np.int64)}
+    buf = JointReplayBuffer(16, columns, seed=0)
+    n = np.arange(10)
+    buf.add({"a": np.stack([n, n + 1, n + 2], -1).astype(np.float32), "r": -n.astype(np.float32),
+             "img": (n[:, None, None] * np.ones((2, 3))).astype(np.float32),
+             "done": n % 2 == 0, "k": n * 10, "m": np.stack([n, -n], -1)})
+    out = buf.sample(64)
+    i = out["k"] // 10
+    assert {k: v.shape for k, v in out.items()} == {
+        "a": (64, 3), "r": (64,), "img": (64, 2, 3), "done": (64,), "k": (64,), "m": (64, 2)}
+    np.testing.assert_array_equal(out["a"], np.stack([i, i + 1, i + 2], -1))
+    np.testing.assert_array_equal(out["r"], -i)
+    np.testing.assert_array_equal(out["img"], i[:, None, None] * np.ones((2, 3)))
+    np.testing.assert_array_equal(out["done"], i % 2 == 0)
+    np.testing.assert_array_equal(out["m"], np.stack([i, -i], -1))

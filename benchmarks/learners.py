@@ -1,6 +1,7 @@
 """Learner throughput: one local learner vs per-agent learners vs L data-parallel learners.
 
     python benchmarks/learners.py                                  # local Ray, 2 CPUs
+    python benchmarks/learners.py --two-node                       # a real two-node cluster here
     python benchmarks/learners.py --address 127.0.0.1:6379 --learner-resource learner_node
     python benchmarks/learners.py --agents 3 6 12 --widths 64 256 1024 --rounds 20
 
@@ -11,13 +12,74 @@ times `--rounds` update rounds (every agent updated once on a minibatch of
 schedule (one round per 100 env steps) for the same mode. With
 `--learner-resource R`, learner actors ask for the custom resource R, so on
 a cluster whose second node advertises R they run there (the driver and its
-sampler stay on the head). Prints a table and, last, one JSON line.
+sampler stay on the head). `--two-node` starts such a cluster on this
+machine for the run (`ray start --head` with one CPU, plus `ray start
+--address=...` with one CPU and the resource `learner_node`; token
+authentication with a fresh token) and stops both nodes after. Prints a
+table and, last, one JSON line.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def two_node_cluster(learner_resource: str):
+    """A head node (1 CPU: the driver's sampler and local learner) and a worker
+    node (1 CPU, `learner_resource`: the learner actors), as `ray start --block`
+    processes stopped by PID at the end. Yields the head's address."""
+    temp_dir = tempfile.mkdtemp(prefix="rml", dir="/tmp")  # Ray's socket paths must stay short
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(32).hex())
+    os.environ.pop("RAY_ADDRESS", None)
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=1",
+             f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    log = open(os.path.join(temp_dir, "nodes.log"), "w")
+    nodes = [subprocess.Popen(start + ["--head", f"--port={port}", "--include-dashboard=false",
+                                       f"--dashboard-agent-listen-port={_free_port()}"],
+                              stdout=log, stderr=subprocess.STDOUT)]
+    try:
+        deadline = time.time() + 60
+        while True:  # the GCS port accepts connections once the head is up
+            if nodes[0].poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the head node did not start; see {log.name}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        nodes.append(subprocess.Popen(
+            start + [f"--address={address}", f"--dashboard-agent-listen-port={_free_port()}",
+                     "--resources=" + json.dumps({learner_resource: 100})],
+            stdout=log, stderr=subprocess.STDOUT))
+        print(f"two-node cluster: head {address} (1 CPU), worker (1 CPU, {learner_resource!r})",
+              flush=True)
+        yield address
+    finally:
+        for node in reversed(nodes):
+            if node.poll() is None:
+                node.send_signal(signal.SIGTERM)
+                try:
+                    node.wait(30)
+                except subprocess.TimeoutExpired:
+                    node.kill()
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def measure(n_agents: int, width: int, mode: str, args) -> dict:
@@ -67,6 +129,8 @@ def main():
     parser.add_argument("--learner-cpus", type=float, default=0.1,
                         help="CPUs each learner actor reserves (fractional, so 12 fit on 2 cores)")
     parser.add_argument("--learner-resource", default=None, help="custom resource the learners ask for")
+    parser.add_argument("--two-node", action="store_true",
+                        help="start a two-node cluster on this machine; learners on the second node")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--train-steps", type=int, default=2_000)
     args = parser.parse_args()
@@ -76,8 +140,22 @@ def main():
 
     import rllib_maddpg  # noqa: F401
 
+    with contextlib.ExitStack() as stack:
+        if args.two_node:
+            args.learner_resource = args.learner_resource or "learner_node"
+            args.address = stack.enter_context(two_node_cluster(args.learner_resource))
+        run(args, ray)
+
+
+def run(args, ray):
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
+        # Wait for every node (a just-started worker takes a few seconds to join).
+        deadline = time.time() + 60
+        while args.two_node and len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            if time.time() > deadline:
+                raise RuntimeError("the second node did not join")
+            time.sleep(0.5)
     else:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rows = []
@@ -100,7 +178,8 @@ def main():
                 r = next(r for r in rows if (r["agents"], r["width"], r["mode"]) == (n, width, mode))
                 cells.append(f"{r['update_rounds_per_s']:.2f} ({r['train_env_steps_per_s']:.0f})")
             print(f"| {n} | {width} | " + " | ".join(cells) + " |")
-    print(json.dumps({"rows": rows, "replicas": args.replicas, "address": args.address}))
+    print(json.dumps({"rows": rows, "replicas": args.replicas, "address": args.address,
+                      "two_node": args.two_node, "learner_resource": args.learner_resource}))
 
 
 if __name__ == "__main__":

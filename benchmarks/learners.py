@@ -44,7 +44,9 @@ def two_node_cluster(learner_resource: str):
     node (1 CPU, `learner_resource`: the learner actors), as `ray start --block`
     processes stopped by PID at the end. Yields the head's address."""
     temp_dir = tempfile.mkdtemp(prefix="rml", dir="/tmp")  # Ray's socket paths must stay short
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(32).hex())
+    # The token reaches the nodes and this driver through the environment (set
+    # before `import ray`, which reads RAY_AUTH_MODE once).
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(32).hex(), RAY_TMPDIR=temp_dir)
     os.environ.pop("RAY_ADDRESS", None)
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -136,14 +138,14 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    import ray
-
-    import rllib_maddpg  # noqa: F401
-
     with contextlib.ExitStack() as stack:
         if args.two_node:
             args.learner_resource = args.learner_resource or "learner_node"
             args.address = stack.enter_context(two_node_cluster(args.learner_resource))
+        import ray
+
+        import rllib_maddpg  # noqa: F401
+
         run(args, ray)
 
 

@@ -23,65 +23,7 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def two_node_cluster(learner_resource: str):
-    """A head node (1 CPU: the driver's sampler and local learner) and a worker
-    node (1 CPU, `learner_resource`: the learner actors), as `ray start --block`
-    processes stopped by PID at the end. Yields the head's address."""
-    temp_dir = tempfile.mkdtemp(prefix="rml", dir="/tmp")  # Ray's socket paths must stay short
-    # The token reaches the nodes and this driver through the environment (set
-    # before `import ray`, which reads RAY_AUTH_MODE once).
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(32).hex(), RAY_TMPDIR=temp_dir)
-    os.environ.pop("RAY_ADDRESS", None)
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=1",
-             f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-    log = open(os.path.join(temp_dir, "nodes.log"), "w")
-    nodes = [subprocess.Popen(start + ["--head", f"--port={port}", "--include-dashboard=false",
-                                       f"--dashboard-agent-listen-port={_free_port()}"],
-                              stdout=log, stderr=subprocess.STDOUT)]
-    try:
-        deadline = time.time() + 60
-        while True:  # the GCS port accepts connections once the head is up
-            if nodes[0].poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the head node did not start; see {log.name}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        nodes.append(subprocess.Popen(
-            start + [f"--address={address}", f"--dashboard-agent-listen-port={_free_port()}",
-                     "--resources=" + json.dumps({learner_resource: 100})],
-            stdout=log, stderr=subprocess.STDOUT))
-        print(f"two-node cluster: head {address} (1 CPU), worker (1 CPU, {learner_resource!r})",
-              flush=True)
-        yield address
-    finally:
-        for node in reversed(nodes):
-            if node.poll() is None:
-                node.send_signal(signal.SIGTERM)
-                try:
-                    node.wait(30)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def measure(n_agents: int, width: int, mode: str, args) -> dict:
@@ -128,8 +70,8 @@ def main():
     parser.add_argument("--widths", nargs="*", type=int, default=[64, 256, 1024])
     parser.add_argument("--modes", nargs="*", default=["local", "per_agent", "data_parallel"])
     parser.add_argument("--replicas", type=int, default=2, help="L, data-parallel learners")
-    parser.add_argument("--learner-cpus", type=float, default=0.1,
-                        help="CPUs each learner actor reserves (fractional, so 12 fit on 2 cores)")
+    parser.add_argument("--learner-cpus", type=float, default=0.05,
+                        help="CPUs each learner actor reserves (fractional, so 12 fit on one CPU)")
     parser.add_argument("--learner-resource", default=None, help="custom resource the learners ask for")
     parser.add_argument("--two-node", action="store_true",
                         help="start a two-node cluster on this machine; learners on the second node")
@@ -140,8 +82,19 @@ def main():
 
     with contextlib.ExitStack() as stack:
         if args.two_node:
+            # The token reaches this driver through the environment, set before
+            # `import ray` (which reads RAY_AUTH_MODE once; rllib_maddpg imports ray).
+            token = os.urandom(32).hex()
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+            from rllib_maddpg.local_cluster import two_node_cluster
+
             args.learner_resource = args.learner_resource or "learner_node"
-            args.address = stack.enter_context(two_node_cluster(args.learner_resource))
+            cluster = stack.enter_context(
+                two_node_cluster({}, {args.learner_resource: 100}, num_cpus=1, token=token))
+            os.environ.update(cluster.env)
+            args.address = cluster.address
+            print(f"two-node cluster: head {args.address} (1 CPU), worker (1 CPU, {args.learner_resource!r})",
+                  flush=True)
         import ray
 
         import rllib_maddpg  # noqa: F401

@@ -1,7 +1,8 @@
 """A real two-node Ray cluster on this machine: env runners on the worker, the learner on the head.
 
-Two `ray start --block` processes (their own temp dir and free ports) form
-the cluster the way cluster.yaml does it: the head advertises `learner_node`,
+Two `ray start --block` processes (`rllib_maddpg.local_cluster`: their own
+temp dir and free ports) form the cluster the way cluster.yaml does it: the
+head advertises `learner_node`,
 the worker `env_runner_node`, and token authentication is on. Each node
 advertises 2 logical CPUs: with 1 per node the CPU counts alone would force
 the placement, and the test could not tell whether the custom resources do
@@ -20,16 +21,13 @@ stopped by PID; processes left under the temp dir are killed by PID too.
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
-import time
 
 import pytest
+
+from rllib_maddpg.local_cluster import two_node_cluster
 
 # ~80 s for the file on this 2-core machine; in the default run (and CI): it is the only
 # real multi-node check. `pytest -m cluster` runs the cluster tests alone.
@@ -45,35 +43,6 @@ TRAIN_CONFIG = {
     "num_steps_sampled_before_learning_starts": 1000,
     "train_batch_size": 64,
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def processes_under(path):
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if path.encode() in f.read():
-                    pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
-
-
-def stop(proc, timeout=30):
-    """SIGTERM a `ray start --block` process (it takes its node down), then SIGKILL."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def driver(env, address, code, timeout=120):
@@ -93,34 +62,9 @@ def driver(env, address, code, timeout=120):
 
 @pytest.fixture
 def two_nodes():
-    temp_dir = tempfile.mkdtemp(prefix="rmc", dir="/tmp")  # short: Ray's socket paths < 108 chars
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(32).hex(),
-           "RAY_TMPDIR": temp_dir}
-    env.pop("RAY_ADDRESS", None)
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    ray_start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=2",
-                 f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-    nodes = []
-    logs = open(os.path.join(temp_dir, "nodes.log"), "w")
-    try:
-        nodes.append(subprocess.Popen(
-            ray_start + ["--head", f"--port={port}", "--include-dashboard=false",
-                         f"--dashboard-agent-listen-port={free_port()}",
-                         "--resources=" + json.dumps({"learner_node": 1})],
-            env=env, stdout=logs, stderr=subprocess.STDOUT))
-        deadline = time.time() + 60
-        while True:  # the GCS port accepts connections once the head is up
-            assert nodes[0].poll() is None and time.time() < deadline, read(logs)
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        nodes.append(subprocess.Popen(
-            ray_start + [f"--address={address}", f"--dashboard-agent-listen-port={free_port()}",
-                         "--resources=" + json.dumps({"env_runner_node": 1})],
-            env=env, stdout=logs, stderr=subprocess.STDOUT))
-        ids = driver(env, address, """\
+    # Each node advertises 2 logical CPUs (see the module docstring).
+    with two_node_cluster({"learner_node": 1}, {"env_runner_node": 1}, num_cpus=2) as cluster:
+        ids = driver(cluster.env, cluster.address, """\
             deadline = time.time() + 60
             while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
                 time.sleep(0.5)
@@ -130,27 +74,8 @@ def two_nodes():
                 "worker": [n["NodeID"] for n in alive if "env_runner_node" in n["Resources"]],
             }))
             """)
-        assert len(ids["head"]) == 1 and len(ids["worker"]) == 1, (ids, read(logs))
-        yield {"address": address, "env": env, "head": ids["head"][0], "worker": ids["worker"][0]}
-    finally:
-        for node in reversed(nodes):
-            stop(node)
-        deadline = time.time() + 20
-        while processes_under(temp_dir) and time.time() < deadline:
-            time.sleep(0.5)
-        for pid in processes_under(temp_dir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        logs.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def read(f):
-    f.flush()
-    with open(f.name) as g:
-        return g.read()[-3000:]
+        assert len(ids["head"]) == 1 and len(ids["worker"]) == 1, (ids, cluster.log_tail())
+        yield {"address": cluster.address, "env": cluster.env, "head": ids["head"][0], "worker": ids["worker"][0]}
 
 
 def test_env_runner_runs_on_the_worker_and_the_learner_on_the_head(two_nodes, tmp_path):

@@ -1,0 +1,124 @@
+"""A real two-node Ray cluster on one machine, for the cluster tests and benchmarks.
+
+Two `ray start --block` processes, as cluster.yaml starts them on two
+machines: a head and a worker, each with its own logical CPUs and custom
+resources, sharing a fresh temp dir and free ports. Token authentication is
+on with a fresh random token passed in the environment (RAY_AUTH_MODE=token,
+RAY_AUTH_TOKEN), so the user's ~/.ray/auth_token is neither read nor changed
+and the GCS port, which listens on all interfaces, is never open without
+authentication. A driver joins with `env` (a subprocess's environment, or
+`os.environ.update(cluster.env)` before `import ray`, which reads the auth
+mode once). At exit both nodes are stopped by PID, then any process still
+running from the temp dir is killed, and the temp dir is removed.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, Iterator, List, Optional
+
+
+@dataclasses.dataclass
+class LocalCluster:
+    address: str  # the head's GCS address, for `ray.init(address=...)` / `--ray-address`
+    env: Dict[str, str]  # this process's environment plus the token settings
+    log_path: str  # both nodes' output
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with open(self.log_path) as f:
+            return f.read()[-chars:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes_under(path: str) -> List[int]:
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a `ray start --block` process (it takes its node down), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def two_node_cluster(head_resources: Dict[str, float], worker_resources: Dict[str, float],
+                     num_cpus: int = 1, token: Optional[str] = None,
+                     start_timeout_s: float = 60) -> Iterator[LocalCluster]:
+    """Starts head and worker (`num_cpus` logical CPUs each, plus their custom resources).
+
+    `token`: the auth token (default: a fresh random one). A driver in this
+    process must have RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set before it
+    imports ray, and this module is imported through `rllib_maddpg`, which
+    imports ray: such a driver sets both first and passes its token here.
+    Yields once the head accepts connections; the worker may take a few more
+    seconds to join (check `ray.nodes()` from the driver).
+    """
+    temp_dir = tempfile.mkdtemp(prefix="rmc", dir="/tmp")  # short: Ray's socket paths < 108 chars
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or os.urandom(32).hex(),
+           "RAY_TMPDIR": temp_dir}
+    env.pop("RAY_ADDRESS", None)
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    ray_start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", f"--num-cpus={num_cpus}",
+                 f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    cluster = LocalCluster(address, env, os.path.join(temp_dir, "nodes.log"))
+    nodes = []
+    log = open(cluster.log_path, "w")
+    try:
+        nodes.append(subprocess.Popen(
+            ray_start + ["--head", f"--port={port}", "--include-dashboard=false",
+                         f"--dashboard-agent-listen-port={free_port()}",
+                         "--resources=" + json.dumps(head_resources)],
+            env=env, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.time() + start_timeout_s
+        while True:  # the GCS port accepts connections once the head is up
+            if nodes[0].poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the Ray head node did not start:\n{cluster.log_tail()}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        nodes.append(subprocess.Popen(
+            ray_start + [f"--address={address}", f"--dashboard-agent-listen-port={free_port()}",
+                         "--resources=" + json.dumps(worker_resources)],
+            env=env, stdout=log, stderr=subprocess.STDOUT))
+        yield cluster
+    finally:
+        for node in reversed(nodes):
+            _stop(node)
+        deadline = time.time() + 20
+        while _processes_under(temp_dir) and time.time() < deadline:
+            time.sleep(0.5)
+        for pid in _processes_under(temp_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, Optional
 
 
 @dataclasses.dataclass
@@ -43,16 +43,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _processes_under(path: str) -> List[int]:
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+def kill_processes_under(path: str, wait_s: float = 20) -> None:
+    """Waits up to `wait_s` for the processes whose command line names `path`
+    (a Ray temp dir: only ours) to exit, then SIGKILLs those left, by PID."""
+    def pids():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if path.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+        return found
+
+    deadline = time.time() + wait_s
+    while pids() and time.time() < deadline:
+        time.sleep(0.5)
+    for pid in pids():
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if path.encode() in f.read():
-                    pids.append(int(pid))
-        except OSError:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
-    return pids
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -112,13 +124,6 @@ def two_node_cluster(head_resources: Dict[str, float], worker_resources: Dict[st
     finally:
         for node in reversed(nodes):
             _stop(node)
-        deadline = time.time() + 20
-        while _processes_under(temp_dir) and time.time() < deadline:
-            time.sleep(0.5)
-        for pid in _processes_under(temp_dir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_processes_under(temp_dir)
         log.close()
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from rllib_maddpg.local_cluster import kill_processes_under
+
 pytestmark = pytest.mark.integration
 
 STEPS_PER_ITERATION = 500
@@ -43,26 +45,7 @@ def kill_ray_processes_under(ray_tmp, timeout=30):
     The node processes of a driver's `ray.init()` exit by themselves when the
     driver dies; this waits for that, then kills leftovers.
     """
-    deadline = time.time() + timeout
-    while True:
-        pids = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if ray_tmp.encode() in f.read():
-                        pids.append(int(pid))
-            except OSError:
-                pass
-        if not pids:
-            return
-        if time.time() > deadline:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            return
-        time.sleep(0.5)
+    kill_processes_under(ray_tmp, wait_s=timeout)
 
 
 def rllib_cmd(*args):

@@ -2,8 +2,8 @@
 
 Two `ray start --block` processes (`rllib_maddpg.local_cluster`: their own
 temp dir and free ports) form the cluster the way cluster.yaml does it: the
-head advertises `learner_node`,
-the worker `env_runner_node`, and token authentication is on. Each node
+head advertises `learner_node`, the worker `env_runner_node`, and token
+authentication is on. Each node
 advertises 2 logical CPUs: with 1 per node the CPU counts alone would force
 the placement, and the test could not tell whether the custom resources do
 it (without either request, PACK puts trainable and runner on one node;

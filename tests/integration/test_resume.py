@@ -35,17 +35,8 @@ def ray_tmp():
     """A short Ray temp dir of our own (Ray's socket paths must stay < 108 chars)."""
     path = tempfile.mkdtemp(prefix="rmr", dir="/tmp")
     yield path
-    kill_ray_processes_under(path)
+    kill_processes_under(path, wait_s=30)
     shutil.rmtree(path, ignore_errors=True)
-
-
-def kill_ray_processes_under(ray_tmp, timeout=30):
-    """SIGKILLs what is left of a Ray started with RAY_TMPDIR=ray_tmp (by PID, only ours).
-
-    The node processes of a driver's `ray.init()` exit by themselves when the
-    driver dies; this waits for that, then kills leftovers.
-    """
-    kill_processes_under(ray_tmp, wait_s=timeout)
 
 
 def rllib_cmd(*args):
@@ -130,7 +121,9 @@ def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path, ray_tm
         out, err = first.communicate(timeout=60)
     assert first.returncode == -signal.SIGKILL, show(out, err, first.returncode)
     assert recorded, show(out, err)
-    kill_ray_processes_under(ray_tmp)
+    # The node processes of a driver's `ray.init()` exit by themselves when the
+    # driver dies; this waits for that, then kills leftovers (by PID, only ours).
+    kill_processes_under(ray_tmp, wait_s=30)
 
     (trial_dir,) = glob.glob(os.path.join(run_dir, "MADDPG_*"))
     recorded_index = int(recorded[-6:])

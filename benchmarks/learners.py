@@ -78,6 +78,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--train-steps", type=int, default=2_000)
     args = parser.parse_args()
+    if args.two_node and args.address:
+        parser.error("--two-node starts its own cluster: give either --two-node or --address, not both")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     with contextlib.ExitStack() as stack:

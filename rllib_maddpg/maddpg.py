@@ -43,7 +43,7 @@ from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg.callbacks import MADDPGCallbacks
-from rllib_maddpg.models import ACTIVATIONS, make_action_head
+from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS, make_action_head
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
 from rllib_maddpg.replay import JointReplayBuffer
@@ -105,6 +105,8 @@ class MADDPGConfig(AlgorithmConfig):
         self.actor_hidden_activation = "relu"
         self.critic_hidden_activation = "relu"
         self.grad_norm_clipping = 0.5
+        self.grad_norm_clipping_scope = "variable"
+        self.layer_init = "glorot_uniform"
         self.actor_regularization = 1e-3
         self.use_local_critic = False
         self.gumbel_softmax_temperature = 1.0
@@ -145,6 +147,8 @@ class MADDPGConfig(AlgorithmConfig):
         actor_hidden_activation: Optional[str] = NotProvided,
         critic_hidden_activation: Optional[str] = NotProvided,
         grad_norm_clipping: Optional[float] = NotProvided,
+        grad_norm_clipping_scope: Optional[str] = NotProvided,
+        layer_init: Optional[str] = NotProvided,
         actor_regularization: Optional[float] = NotProvided,
         use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
         gumbel_softmax_temperature: Optional[float] = NotProvided,
@@ -188,8 +192,16 @@ class MADDPGConfig(AlgorithmConfig):
             actor_hidden_activation: activation of mu_i's hidden layers: one of
                 "relu" (paper), "tanh", "elu", "leaky_relu".
             critic_hidden_activation: activation of Q_i's hidden layers (same choices).
-            grad_norm_clipping: max global gradient norm of each actor and critic
+            grad_norm_clipping: max gradient norm in each actor and critic
                 update, or None for no clipping (original code: 0.5).
+            grad_norm_clipping_scope: what `grad_norm_clipping` bounds:
+                "variable", the norm of each weight and bias tensor on its own
+                (the original code's tf.clip_by_norm per variable), or
+                "network", the global norm of all of a net's gradients.
+            layer_init: initialisation of every Linear layer (actors, critics,
+                policy approximators): "glorot_uniform", Glorot-uniform weights
+                and zero biases (the original code's TF default), or
+                "torch_default", nn.Linear's own.
             actor_regularization: weight of the penalty mean(pre-activation^2)
                 on the actor's output in its loss (original code: 1e-3).
             use_local_critic: True to give every policy a local critic
@@ -347,6 +359,9 @@ class MADDPGConfig(AlgorithmConfig):
             check(getattr(self, key) in ACTIVATIONS, key, f"use one of {sorted(ACTIVATIONS)}")
         check(self.grad_norm_clipping is None or self.grad_norm_clipping > 0,
               "grad_norm_clipping", "use a number > 0, or None for no clipping")
+        check(self.grad_norm_clipping_scope in ("variable", "network"),
+              "grad_norm_clipping_scope", "use 'variable' (original) or 'network'")
+        check(self.layer_init in LAYER_INITS, "layer_init", f"use one of {list(LAYER_INITS)}")
         check(self.actor_regularization >= 0, "actor_regularization", "use a number >= 0")
         check(isinstance(self.use_local_critic, bool)
               or (isinstance(self.use_local_critic, (list, tuple))

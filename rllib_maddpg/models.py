@@ -30,13 +30,36 @@ from rllib_maddpg import losses
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
-def mlp(in_dim: int, hiddens: Sequence[int], activation: str, out_dim: int) -> nn.Sequential:
-    """in_dim -> hiddens (with activation) -> out_dim (linear)."""
+# How the weights of every Linear layer start (config key `layer_init`).
+LAYER_INITS = ("glorot_uniform", "torch_default")
+
+
+def init_linear(layer: nn.Linear, scheme: str) -> nn.Linear:
+    """Initialises one layer in place.
+
+    "glorot_uniform": weights ~ U(-sqrt(6 / (fan_in + fan_out)), +...) and zero
+    biases, as the original code's `tf.contrib.layers.fully_connected`.
+    "torch_default": what `nn.Linear` does (Kaiming-uniform with a = sqrt(5),
+    about half the Glorot scale, and biases ~ U(+-1/sqrt(fan_in))). Under it
+    the speaker of speaker-listener ended runs with all 64 first-layer ReLUs
+    dead for every goal (a constant message); see README, "Departures".
+    """
+    if scheme == "glorot_uniform":
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    elif scheme != "torch_default":
+        raise ValueError(f"unknown layer_init {scheme!r}: use one of {list(LAYER_INITS)}.")
+    return layer
+
+
+def mlp(in_dim: int, hiddens: Sequence[int], activation: str, out_dim: int,
+        init: str = "glorot_uniform") -> nn.Sequential:
+    """in_dim -> hiddens (with activation) -> out_dim (linear), initialised by `init`."""
     layers: List[nn.Module] = []
     for width in hiddens:
-        layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
+        layers += [init_linear(nn.Linear(in_dim, width), init), ACTIVATIONS[activation]()]
         in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
+    layers.append(init_linear(nn.Linear(in_dim, out_dim), init))
     return nn.Sequential(*layers)
 
 
@@ -167,11 +190,12 @@ class PolicyApproximator(nn.Module):
     """
 
     def __init__(self, obs_dim: int, action_dim: int, categorical_segments, hiddens, activation,
-                 temperature: float, hard: bool):
+                 temperature: float, hard: bool, init: str = "glorot_uniform"):
         super().__init__()
         self.segments = list(categorical_segments) if categorical_segments else None
         self.temperature, self.hard = temperature, hard
-        self.net = mlp(obs_dim, hiddens, activation, action_dim if self.segments else 2 * action_dim)
+        self.net = mlp(obs_dim, hiddens, activation, action_dim if self.segments else 2 * action_dim,
+                       init)
 
     def log_prob_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor):
         out = self.net(obs)
@@ -224,13 +248,15 @@ class MADDPGModel(TorchModelV2, nn.Module):
         critic_activation: str,
         approximators: Optional[Dict[str, PolicyApproximator]] = None,
         num_subpolicies: int = 1,
+        layer_init: str = "glorot_uniform",
     ):
         nn.Module.__init__(self)
         TorchModelV2.__init__(self, obs_space, action_space, num_outputs, model_config, name)
         self.actors = nn.ModuleList(
-            mlp(obs_dim, actor_hiddens, actor_activation, num_outputs) for _ in range(num_subpolicies)
+            mlp(obs_dim, actor_hiddens, actor_activation, num_outputs, layer_init)
+            for _ in range(num_subpolicies)
         )
-        self.critic = mlp(critic_in_dim, critic_hiddens, critic_activation, 1)
+        self.critic = mlp(critic_in_dim, critic_hiddens, critic_activation, 1, layer_init)
         self.target_actors = copy.deepcopy(self.actors).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         # Policy inference: mu_hat_i^j and mu_hat'_i^j per other agent j (by joint index).

@@ -89,7 +89,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
                 self.agents[k].obs_dim, self.agents[k].action_dim,
                 self.agents[k].categorical_segments, cfg["actor_hiddens"],
                 cfg["actor_hidden_activation"], cfg["gumbel_softmax_temperature"],
-                cfg["gumbel_softmax_hard"],
+                cfg["gumbel_softmax_hard"], cfg["layer_init"],
             )
             for k in self.inferred_agents
         }
@@ -107,6 +107,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             critic_activation=self.config["critic_hidden_activation"],
             approximators=approximators,
             num_subpolicies=self.num_subpolicies,
+            layer_init=cfg["layer_init"],
         )
 
     @override(TorchPolicyV2)
@@ -343,21 +344,17 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         return stats
 
     def clip_and_step(self, phase: str) -> float:
-        """Clip the gradient norm of each net of `phase`, then step its optimizer.
+        """Clip the gradients of `phase` (see `clip_gradients`), then step its optimizer.
 
-        Returns the (mean) gradient norm before clipping.
+        Returns the (mean over nets) global gradient norm before clipping.
         """
         optimizer = self.phase_nets(phase)[0]
-        clip = self.config["grad_norm_clipping"]
+        clip, scope = self.config["grad_norm_clipping"], self.config["grad_norm_clipping_scope"]
         norms = []
         for net_params in self.phase_params(phase):
-            params = [p for p in net_params if p.grad is not None]
-            if not params:
-                continue
-            if clip is not None:
-                norms.append(float(torch.nn.utils.clip_grad_norm_(params, clip)))
-            else:
-                norms.append(float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))))
+            grads = [p.grad for p in net_params if p.grad is not None]
+            if grads:
+                norms.append(clip_gradients(grads, clip, scope))
         optimizer.step()
         return float(np.mean(norms)) if norms else 0.0
 
@@ -368,3 +365,23 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         losses.soft_update(params["target_actors"], params["actors"], tau)
         if self.inferred_agents:
             losses.soft_update(params["target_approximators"], params["approximators"], tau)
+
+
+def clip_gradients(grads: List[torch.Tensor], clip: Optional[float], scope: str) -> float:
+    """Clips one net's gradients in place; returns their global norm before clipping.
+
+    scope "variable": each tensor g on its own, g * clip / max(|g|, clip), as
+    the original code's `minimize_and_clip` (tf.clip_by_norm per variable).
+    scope "network": all of the net's tensors together by their global norm
+    (torch's clip_grad_norm_). `clip` None: no clipping.
+    """
+    per_tensor = torch.stack(torch._foreach_norm(grads))
+    total = float(torch.linalg.vector_norm(per_tensor))
+    if clip is None:
+        return total
+    if scope == "variable":
+        scale = (clip / per_tensor.clamp_min(clip)).unbind()
+        torch._foreach_mul_(grads, scale)
+    else:
+        torch._foreach_mul_(grads, min(1.0, clip / (total + 1e-6)))
+    return total

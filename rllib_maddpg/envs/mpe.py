@@ -16,6 +16,13 @@ two ways that a generic wrapper cannot guess, so we read the scenario's world
 
 Usage: ``config.environment("mpe/simple_spread", env_config={"N": 3})`` once
 ``rllib_maddpg.envs`` is imported, or ``make_mpe_env("simple_spread", {...})``.
+
+``env_config={"paper_physics": True}`` steps the world in the order of the
+paper's MPE (openai/multiagent-particle-envs, core.py): the velocity is
+updated first and the position moves with the *new* velocity. mpe2 moves the
+position with the old velocity and updates the velocity after, so there an
+action first moves the agent one step later and r_t does not depend on a_t.
+Default False (mpe2's own physics).
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import types
 from types import ModuleType
 from typing import Any, Mapping
+
+import numpy as np
 
 from pettingzoo.utils.conversions import aec_to_parallel
 from ray.tune.registry import register_env
@@ -63,6 +73,12 @@ def make_mpe_env(
     """
     module = _scenario_module(scenario)
     kwargs = {**DEFAULT_MPE_KWARGS, **dict(env_config or {})}
+    paper_physics = kwargs.pop("paper_physics", False)
+    if not isinstance(paper_physics, bool):
+        raise ValueError(
+            f"env_config paper_physics={paper_physics!r} is invalid: use True (the "
+            "paper's MPE integration order) or False (mpe2's)."
+        )
     _check_kwargs(scenario, module, kwargs)
 
     # mpe2's parallel_env(...) is aec_to_parallel(OrderEnforcing(ClipOutOfBounds
@@ -75,6 +91,8 @@ def make_mpe_env(
     # come from our own action heads (always in range), and the wrapper below
     # enforces reset-before-step (OrderEnforcing's job).
     raw_env = module.raw_env(**kwargs)  # mpe2 SimpleEnv: has .world and .continuous_actions
+    if paper_physics:
+        use_paper_physics(raw_env.world)
     par_env = aec_to_parallel(raw_env)
     metrics = metrics_for(scenario)
     if raw_env.continuous_actions:
@@ -92,6 +110,31 @@ def register_mpe_envs() -> None:
     """Register ``mpe/<scenario>`` for all of ``MPE_SCENARIOS`` (idempotent, cheap)."""
     for scenario in MPE_SCENARIOS:
         register_env(f"mpe/{scenario}", functools.partial(make_mpe_env, scenario))
+
+
+def paper_integrate_state(world, p_force) -> None:
+    """One physics step in the paper's MPE order (multiagent-particle-envs core.py).
+
+        v <- v (1 - damping) + (F / m) dt,  capped at max_speed;   p <- p + v dt
+
+    mpe2's `World.integrate_state` moves p with the old v before updating v.
+    """
+    for i, entity in enumerate(world.entities):
+        if not entity.movable:
+            continue
+        entity.state.p_vel = entity.state.p_vel * (1 - world.damping)
+        if p_force[i] is not None:
+            entity.state.p_vel += (p_force[i] / entity.mass) * world.dt
+        if entity.max_speed is not None:
+            speed = np.sqrt(np.square(entity.state.p_vel[0]) + np.square(entity.state.p_vel[1]))
+            if speed > entity.max_speed:
+                entity.state.p_vel = entity.state.p_vel / speed * entity.max_speed
+        entity.state.p_pos += entity.state.p_vel * world.dt
+
+
+def use_paper_physics(world) -> None:
+    """Makes this mpe2 world integrate as the paper's MPE did (env_config `paper_physics`)."""
+    world.integrate_state = types.MethodType(paper_integrate_state, world)
 
 
 # ------------------------------------------------------------------- helpers

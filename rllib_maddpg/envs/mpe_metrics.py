@@ -2,12 +2,16 @@
 
 Lowe et al. (2017) report task metrics rather than returns (section 5 and
 tables 1-5). The paper does not say at which step or with which distance
-thresholds they were computed, so this module fixes both and says so:
+thresholds they were computed (the author: at the last step, within a
+"small-to-medium" radius chosen by eye, openai/maddpg issue 20), so this
+module fixes both, reports the raw distances, and gives success at two radii:
+a tight one (touching, or the scenario's own) and 0.4, the radius of the
+independent replication with the original code (google/maddpg-replication):
 
 | scenario | metric (per episode) | definition |
 |---|---|---|
-| simple_speaker_listener | `target_reached`, `target_distance` | at the last step, the listener's distance to its goal landmark; reached if < listener.size + landmark.size (touching) |
-| simple_adversary | `good_success`, `adversary_success`, `success_difference` | at the last step, a good agent (the nearest) / the adversary is within 2 x goal size of the goal landmark (the scenario's own "close" radius); difference = good - adversary |
+| simple_speaker_listener | `target_distance`, `target_reached`, `target_reached_r04` | at the last step, the listener's distance to its goal landmark; reached if < listener.size + landmark.size (touching, 0.115), or < 0.4 (`_r04`) |
+| simple_adversary | `good_distance`, `adversary_distance`, `good_success`, `adversary_success`, `success_difference`, `good_success_r04`, `adversary_success_r04` | at the last step, the distance of the nearest good agent / of the adversary to the goal landmark; success if within 2 x goal size (0.16, the scenario's own "close" radius), or within 0.4 (`_r04`, google/maddpg-replication's radius); difference = good - adversary |
 | simple_tag | `touches` | predator-prey contacts summed over the episode's steps (the scenario's benchmark_data) |
 | simple_crypto | `bob_success`, `eve_success` | at the last step, argmax of Bob's / Eve's message equals the argmax of the goal colour |
 | simple_spread | `mean_landmark_distance`, `collisions` | per step, each landmark's distance to its nearest agent, averaged over landmarks and steps; agent-agent contacts (pairs) summed over steps |
@@ -25,6 +29,10 @@ import numpy as np
 
 def _dist(a, b) -> float:
     return float(np.sqrt(np.sum(np.square(a.state.p_pos - b.state.p_pos))))
+
+
+# google/maddpg-replication's success radius (last frame).
+REPLICATION_RADIUS = 0.4
 
 
 def _touching(a, b) -> bool:
@@ -63,7 +71,11 @@ class SpeakerListenerMetrics(EpisodeMetrics):
         listener = world.agents[0].goal_a  # agent 0 (speaker) holds goal_a = the listener
         goal = world.agents[0].goal_b
         d = _dist(listener, goal)
-        return {"target_reached": float(d < listener.size + goal.size), "target_distance": d}
+        return {
+            "target_distance": d,
+            "target_reached": float(d < listener.size + goal.size),
+            "target_reached_r04": float(d < REPLICATION_RADIUS),
+        }
 
 
 class AdversaryMetrics(EpisodeMetrics):
@@ -74,12 +86,18 @@ class AdversaryMetrics(EpisodeMetrics):
         bad = [a for a in world.agents if a.adversary]
         goal = good[0].goal_a
         radius = 2 * goal.size
-        good_success = float(min(_dist(a, goal) for a in good) < radius)
-        adversary_success = float(any(_dist(a, goal) < radius for a in bad))
+        good_distance = min(_dist(a, goal) for a in good)
+        adversary_distance = min(_dist(a, goal) for a in bad)
+        good_success = float(good_distance < radius)
+        adversary_success = float(adversary_distance < radius)
         return {
+            "good_distance": good_distance,
+            "adversary_distance": adversary_distance,
             "good_success": good_success,
             "adversary_success": adversary_success,
             "success_difference": good_success - adversary_success,
+            "good_success_r04": float(good_distance < REPLICATION_RADIUS),
+            "adversary_success_r04": float(adversary_distance < REPLICATION_RADIUS),
         }
 
 

@@ -19,6 +19,7 @@ def test_defaults_follow_the_paper():
     assert c.actor_hiddens == [64, 64] and c.critic_hiddens == [64, 64]
     assert c.env_steps_per_update == 100 and c.grad_norm_clipping == 0.5
     assert c.num_steps_sampled_before_learning_starts == 1024 * 25
+    assert c.grad_norm_clipping_scope == "variable" and c.layer_init == "glorot_uniform"
     assert c.enable_rl_module_and_learner is False
     assert c.enable_env_runner_and_connector_v2 is False
 
@@ -39,6 +40,7 @@ def test_unknown_key_is_rejected_by_name_with_a_suggestion():
     ("tau", 0.0), ("tau", 1.5), ("gamma", 1.2), ("actor_lr", -1.0), ("critic_lr", 0),
     ("train_batch_size", 0), ("env_steps_per_update", 2.5), ("actor_hiddens", [64, 0]),
     ("critic_hidden_activation", "sigmoidish"), ("grad_norm_clipping", 0.0),
+    ("grad_norm_clipping_scope", "layer"), ("layer_init", "kaiming"),
     ("replay_buffer_config", {"capacity": 10}), ("replay_buffer_config", {"capacity": 10**6, "type": "x"}),
     ("use_local_critic", "yes"), ("gumbel_softmax_temperature", 0.0),
     ("num_steps_sampled_before_learning_starts", -1), ("exploration_noise_scale", -0.1),

@@ -505,3 +505,62 @@ def test_error_nan_observation_at_reset_is_step_0():
     env = PettingZooMultiAgentEnv(fake)
     with pytest.raises(ValueError, match=r"'b'.*step 0"):
         env.reset()
+
+
+def _listener_step(env, move):
+    """Steps simple_speaker_listener with a silent speaker and the listener's
+    `move` (a [no-op, left, right, down, up] probability vector); returns the
+    listener's position and velocity before and after, and its reward."""
+    world = env.par_env.unwrapped.world
+    listener = world.agents[1]
+    p0, v0 = listener.state.p_pos.copy(), listener.state.p_vel.copy()
+    actions = {"speaker_0": np.array([1.0, 0.0, 0.0], np.float32),
+               "listener_0": np.asarray(move, np.float32)}
+    _, rewards, _, _, _ = env.step(actions)
+    return p0, v0, listener.state.p_pos.copy(), listener.state.p_vel.copy(), rewards["listener_0"]
+
+
+def test_paper_physics_updates_velocity_then_position_by_hand():
+    """Hand-computed: the listener (mass 1, no collisions) pushes right with
+    action [0, 0, 1, 0, 0], force F = 5 * (a2 - a1) = (5, 0); dt 0.1, damping 0.25."""
+    dt, damping, force = 0.1, 0.25, np.array([5.0, 0.0])
+    for paper in (True, False):
+        env = make_mpe_env("simple_speaker_listener", {"paper_physics": paper})
+        env.reset(seed=3)
+        p_prev = None
+        for t in range(3):
+            p0, v0, p1, v1, reward = _listener_step(env, [0, 0, 1, 0, 0])
+            v_expected = v0 * (1 - damping) + force * dt  # max_speed is None for the listener
+            np.testing.assert_allclose(v1, v_expected, rtol=1e-12)
+            if paper:  # position moves with the new velocity
+                np.testing.assert_allclose(p1, p0 + v_expected * dt, rtol=1e-12)
+            else:  # mpe2: with the old one
+                np.testing.assert_allclose(p1, p0 + v0 * dt, rtol=1e-12)
+            if t == 0:
+                # From rest, the first action moves the agent only in the paper's order.
+                assert np.allclose(v0, 0)
+                assert bool(np.linalg.norm(p1 - p0) > 0.04) is paper
+            # The reward is computed after the step, from the new position.
+            world = env.par_env.unwrapped.world
+            goal = world.agents[0].goal_b
+            assert reward == pytest.approx(-np.sum(np.square(p1 - goal.state.p_pos)))
+
+
+def test_paper_physics_caps_speed_before_moving():
+    world_env = make_mpe_env("simple_tag", {"paper_physics": True})
+    world_env.reset(seed=0)
+    world = world_env.par_env.unwrapped.world
+    prey = [a for a in world.agents if not a.adversary][0]
+    prey.state.p_vel = np.array([10.0, 0.0])
+    p0 = prey.state.p_pos.copy()
+    forces = [None] * len(world.entities)
+    world.integrate_state(forces)
+    v = np.array([10.0 * (1 - world.damping), 0.0])
+    v = v / np.linalg.norm(v) * prey.max_speed
+    np.testing.assert_allclose(prey.state.p_vel, v)
+    np.testing.assert_allclose(prey.state.p_pos, p0 + v * world.dt)
+
+
+def test_paper_physics_flag_is_checked():
+    with pytest.raises(ValueError, match="paper_physics"):
+        make_mpe_env("simple", {"paper_physics": "yes"})

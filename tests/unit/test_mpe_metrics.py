@@ -19,9 +19,14 @@ def test_speaker_listener_reach_uses_the_final_distance():
     listener = entity(0.6, 0.0, size=0.075)  # 0.1 < 0.115: touching
     world = NS(agents=[NS(goal_a=listener, goal_b=goal), listener], landmarks=[goal])
     out = m.SpeakerListenerMetrics().result(world)
-    assert out == {"target_reached": 1.0, "target_distance": pytest.approx(0.1)}
-    listener.state.p_pos = np.array([1.0, 0.0])
-    assert m.SpeakerListenerMetrics().result(world)["target_reached"] == 0.0
+    assert out == {"target_reached": 1.0, "target_distance": pytest.approx(0.1),
+                   "target_reached_r04": 1.0}
+    listener.state.p_pos = np.array([0.8, 0.0])  # 0.3: not touching, within 0.4
+    out = m.SpeakerListenerMetrics().result(world)
+    assert (out["target_reached"], out["target_reached_r04"]) == (0.0, 1.0)
+    assert out["target_distance"] == pytest.approx(0.3)
+    listener.state.p_pos = np.array([0.9, 0.0])  # 0.4: not within (strict)
+    assert m.SpeakerListenerMetrics().result(world)["target_reached_r04"] == 0.0
 
 
 def test_adversary_success_of_each_side():
@@ -30,9 +35,17 @@ def test_adversary_success_of_each_side():
     adversary = entity(0.5, 0.5, adversary=True, goal_a=goal)
     world = NS(agents=[adversary] + good, landmarks=[goal])
     assert m.AdversaryMetrics().result(world) == {
-        "good_success": 1.0, "adversary_success": 0.0, "success_difference": 1.0}
+        "good_distance": pytest.approx(0.1), "adversary_distance": pytest.approx(np.sqrt(0.5)),
+        "good_success": 1.0, "adversary_success": 0.0, "success_difference": 1.0,
+        "good_success_r04": 1.0, "adversary_success_r04": 0.0}
     adversary.state.p_pos = np.array([0.0, 0.15])  # < 2 * 0.08
     assert m.AdversaryMetrics().result(world)["adversary_success"] == 1.0
+    adversary.state.p_pos = np.array([0.0, 0.3])  # 0.3: outside 0.16, inside 0.4
+    good[0].state.p_pos = np.array([0.35, 0.0])  # the nearest good agent counts
+    out = m.AdversaryMetrics().result(world)
+    assert (out["adversary_success"], out["adversary_success_r04"]) == (0.0, 1.0)
+    assert (out["good_success"], out["good_success_r04"]) == (0.0, 1.0)
+    assert out["good_distance"] == pytest.approx(0.35)
 
 
 def test_tag_counts_touches_over_steps():

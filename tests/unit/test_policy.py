@@ -239,3 +239,55 @@ def test_ensemble_acts_with_the_sub_policy_of_each_row():
     # Target actions follow the stored sub-policy index too.
     t = p.target_actions(torch.ones(2, OBS_DIMS[0]), torch.tensor([0, 1]))
     assert not torch.allclose(t[0], t[1])
+
+
+def _linears(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_layers_start_glorot_uniform_with_zero_biases_as_the_original():
+    _, policies = build_policies(infer_other_policies=True)
+    for p in policies:
+        nets = [p.model.actor, p.model.critic, p.model.approximators]
+        layers = [layer for net in nets for layer in _linears(net)]
+        assert len(layers) >= 6
+        for layer in layers:
+            fan_out, fan_in = layer.weight.shape
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            w = layer.weight.detach().numpy()
+            assert np.abs(w).max() <= limit
+            # Uniform on [-limit, limit]: std limit / sqrt(3). Torch's default
+            # has a std of limit / sqrt(3) * about 0.5, and nonzero biases.
+            assert abs(w.std() / (limit / np.sqrt(3)) - 1) < 0.25
+            assert torch.count_nonzero(layer.bias) == 0
+        # The targets start as exact copies.
+        for net, target in ((p.model.actor, p.model.target_actor), (p.model.critic, p.model.target_critic)):
+            assert all(torch.equal(a, b) for a, b in zip(net.parameters(), target.parameters()))
+
+
+def test_torch_default_init_is_kept_as_an_option():
+    _, policies = build_policies(layer_init="torch_default")
+    biases = [layer.bias for layer in _linears(policies[0].model.critic)]
+    assert all(torch.count_nonzero(b) > 0 for b in biases)
+
+
+def test_gradient_clipping_per_variable_and_per_network():
+    from rllib_maddpg.policy import clip_gradients
+
+    def grads():
+        return [torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4]), torch.tensor([0.0, 12.0])]
+
+    total = np.sqrt(25 + 0.25 + 144)
+    g = grads()
+    assert clip_gradients(g, 0.5, "variable") == pytest.approx(total)
+    # tf.clip_by_norm on each tensor: g * 0.5 / max(|g|, 0.5).
+    np.testing.assert_allclose(g[0].numpy(), [0.3, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(g[1].numpy(), [0.3, 0.4], rtol=1e-6)  # norm 0.5: unchanged
+    np.testing.assert_allclose(g[2].numpy(), [0.0, 0.5], rtol=1e-6)
+    g = grads()
+    clip_gradients(g, 0.5, "network")  # one factor 0.5 / total for all
+    np.testing.assert_allclose(g[0].numpy(), np.array([3, 4]) * 0.5 / total, rtol=1e-5)
+    np.testing.assert_allclose(g[1].numpy(), np.array([0.3, 0.4]) * 0.5 / total, rtol=1e-5)
+    g = grads()
+    assert clip_gradients(g, None, "variable") == pytest.approx(total)
+    np.testing.assert_array_equal(g[0].numpy(), [3.0, 4.0])

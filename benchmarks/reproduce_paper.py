@@ -1,304 +1,345 @@
-"""Reproduce the MADDPG paper's tables (scaled to this machine) and print them beside the paper's.
+"""Reproduce the MADDPG paper's tables over many seeds, as parallel Ray Tune trials.
 
-    python benchmarks/reproduce_paper.py --seeds 0 1 2 --steps 300000 --jobs 2 --out docs/results
-    python benchmarks/reproduce_paper.py --only t1 t4 --seeds 0 --steps 100000   # a quick look
+    python benchmarks/reproduce_paper.py --only t1 --seeds 0-9 --jobs 2 --out docs/repro
+    python benchmarks/reproduce_paper.py --only t4 --seeds 0-4 --address auto   # on a cluster
+    python benchmarks/reproduce_paper.py --only t1 --seeds 0-9 --out docs/repro --table-only
 
-Each experiment trains MADDPG (or DDPG, a local critic: `use_local_critic`)
-per team with the paper's hyperparameters, then evaluates the final policies
-for `--eval-episodes` episodes without exploration noise, decentralized
-(rllib_maddpg.evaluation), and records the paper's task metrics
-(rllib_maddpg/envs/mpe_metrics.py). Runs are saved as JSON under
-`--out/runs/` and reused when the script is run again (delete them to rerun);
-`--plot` draws the learning curves as PNG (needs matplotlib).
+Each (setting, seed) is one Tune trial with one CPU, so a cluster runs them
+all at once (`--address auto` joins a running cluster; locally `--jobs` CPUs
+run at a time). A trial trains MADDPG (or DDPG: a local critic,
+`use_local_critic`, per team) with the paper's hyperparameters for
+`--episodes` episodes of 25 steps (the paper: 25,000), then evaluates the
+final policies decentralized for `--eval-episodes` episodes twice: greedy
+(no exploration noise, our default) and sampled (Gumbel noise on, as the
+original code always acted), and records the task metrics of
+rllib_maddpg/envs/mpe_metrics.py.
 
-The paper trained for 25,000+ episodes (625k+ env steps) and over several
-seeds; `--steps` scales that down. The table says what was run.
+Resuming: every trial saves its algorithm and learning curve to
+`--out/checkpoints/<setting>_<seed>/` about once a minute and continues from
+there when the script is run again; finished runs are written to
+`--out/runs/<setting>_<seed>.json` and skipped. (The checkpoints must be on a
+disk every trial can reach: one machine, or a shared file system.)
+
+The table (`--out/table.md`) gives, per setting, the median and the
+interquartile range over seeds of each metric, the CPU time, and for
+cooperative communication the fraction of seeds whose listener is guided by
+the speaker: greedy mean final distance < 0.35 (a listener that stops in the
+middle of the landmarks, ignoring the speaker, ends at about 0.59).
 """
 
 import argparse
 import json
-import multiprocessing as mp
 import os
+import shutil
 import time
-from typing import Dict, List
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
 import numpy as np
 
-# name -> (scenario, env_config, MADDPG config overrides, note)
-EXPERIMENTS = {
-    # T1 cooperative communication (speaker-listener)
-    "t1_maddpg": ("simple_speaker_listener", {}, {}, "MADDPG"),
-    "t1_ddpg": ("simple_speaker_listener", {}, {"use_local_critic": True}, "DDPG"),
-    # policy inference on cooperative communication (fig. 7)
-    "inference_maddpg": ("simple_speaker_listener", {}, {"infer_other_policies": True}, "MADDPG, inferred policies"),
-    # The same three with learning rates 1e-3 instead of the paper's 1e-2: at 1e-2
-    # the speaker never learns to communicate here (docs/RESULTS.md).
-    "t1_maddpg_lr3": ("simple_speaker_listener", {}, {"actor_lr": 1e-3, "critic_lr": 1e-3}, "MADDPG, lr 1e-3"),
-    "t1_ddpg_lr3": ("simple_speaker_listener", {},
-                    {"actor_lr": 1e-3, "critic_lr": 1e-3, "use_local_critic": True}, "DDPG, lr 1e-3"),
-    "inference_lr3": ("simple_speaker_listener", {},
-                      {"actor_lr": 1e-3, "critic_lr": 1e-3, "infer_other_policies": True},
-                      "MADDPG, inferred policies, lr 1e-3"),
-    # T4 physical deception, N = 2 (good agent team / adversary)
-    "t4_mm": ("simple_adversary", {"N": 2}, {}, "M/M"),
-    "t4_md": ("simple_adversary", {"N": 2}, {"use_local_critic": ["adversary_0"]}, "M/D"),
-    "t4_dm": ("simple_adversary", {"N": 2}, {"use_local_critic": ["agent_0", "agent_1"]}, "D/M"),
-    "t4_dd": ("simple_adversary", {"N": 2}, {"use_local_critic": True}, "D/D"),
-    # T3 predator-prey (predators / prey)
-    "t3_mm": ("simple_tag", {}, {}, "M/M"),
-    "t3_dd": ("simple_tag", {}, {"use_local_critic": True}, "D/D"),
-    # T5 covert communication
-    "t5_mm": ("simple_crypto", {}, {}, "M/M"),
-    # T6 policy ensembles on keep-away: K = 3 against single policies
-    "t6_ensemble": ("simple_push", {}, {"num_subpolicies": 3}, "ensemble (K=3)"),
-    "t6_single": ("simple_push", {}, {}, "single policy"),
+# Cooperative communication "communicates" when the greedy mean final distance
+# is below this (the middle of the landmarks gives about 0.59).
+COMMUNICATES_BELOW = 0.35
+EPISODE_STEPS = 25
+
+
+@dataclass(frozen=True)
+class Setting:
+    scenario: str
+    label: str
+    overrides: Dict = field(default_factory=dict)
+    env_config: Dict = field(default_factory=dict)
+    paper: str = ""
+
+
+SL, ADV, TAG, CRYPTO = "simple_speaker_listener", "simple_adversary", "simple_tag", "simple_crypto"
+PAPER_PHYSICS = {"paper_physics": True}
+T3_ENV = {"num_good": 1, "num_adversaries": 3, "num_obstacles": 3}  # the paper's N = L = 3
+T3_NETS = {"actor_hiddens": [128, 128], "critic_hiddens": [128, 128]}
+LR3 = {"actor_lr": 1e-3, "critic_lr": 1e-3}
+
+SETTINGS = {
+    # Table 1, cooperative communication.
+    "t1_maddpg": Setting(SL, "MADDPG", paper="84.0% target reach, distance 0.133"),
+    "t1_ddpg": Setting(SL, "DDPG", {"use_local_critic": True}, paper="32.0% target reach, distance 0.456"),
+    "t1p_maddpg": Setting(SL, "MADDPG, paper physics", env_config=PAPER_PHYSICS,
+                          paper="84.0% target reach, distance 0.133"),
+    "t1p_ddpg": Setting(SL, "DDPG, paper physics", {"use_local_critic": True}, PAPER_PHYSICS,
+                        paper="32.0% target reach, distance 0.456"),
+    # Table 4, physical deception (good agents / adversary).
+    "t4_mm": Setting(ADV, "M/M", env_config={"N": 2}, paper="94.4% agent / 39.2% adversary"),
+    "t4_md": Setting(ADV, "M/D", {"use_local_critic": ["adversary_0"]}, {"N": 2},
+                     paper="replication (0.4): 94.8% / 31.9%"),
+    "t4_dm": Setting(ADV, "D/M", {"use_local_critic": ["agent_0", "agent_1"]}, {"N": 2},
+                     paper="replication (0.4): 44.6% / 34.0%"),
+    "t4_dd": Setting(ADV, "D/D", {"use_local_critic": True}, {"N": 2}, paper="74.7% agent / 38.6% adversary"),
+    "t4p_mm": Setting(ADV, "M/M, paper physics", env_config={"N": 2, **PAPER_PHYSICS},
+                      paper="94.4% agent / 39.2% adversary"),
+    "t4p_dd": Setting(ADV, "D/D, paper physics", {"use_local_critic": True}, {"N": 2, **PAPER_PHYSICS},
+                      paper="74.7% agent / 38.6% adversary"),
+    # Table 3, predator-prey (predators / prey) in the paper's setup.
+    "t3_mm": Setting(TAG, "M/M", T3_NETS, T3_ENV, paper="11.0 touches"),
+    "t3_dd": Setting(TAG, "D/D", {**T3_NETS, "use_local_critic": True}, T3_ENV, paper="9.4 touches"),
+    # Table 5, covert communication (Alice and Bob / Eve).
+    "t5_mm": Setting(CRYPTO, "M/M", paper="Bob 96.5% / Eve 52.1% (M/M)"),
+    "t5_md": Setting(CRYPTO, "M/D", {"use_local_critic": ["eve_0"]}),
+    "t5_dm": Setting(CRYPTO, "D/M", {"use_local_critic": ["alice_0", "bob_0"]}),
+    "t5_dd": Setting(CRYPTO, "D/D", {"use_local_critic": True}),
+    # Fig. 7, policy inference.
+    "inference": Setting(SL, "MADDPG, inferred policies", {"infer_other_policies": True},
+                         paper="fig. 7: as true policies"),
+    # Ablations on cooperative communication (MADDPG; one change each).
+    "abl_torch_init": Setting(SL, "torch default init", {"layer_init": "torch_default"}),
+    "abl_network_clip": Setting(SL, "global-norm clipping", {"grad_norm_clipping_scope": "network"}),
+    "abl_lr3": Setting(SL, "lr 1e-3", LR3),
+    "abl_hard": Setting(SL, "straight-through hard Gumbel", {"gumbel_softmax_hard": True}),
+    "abl_width128": Setting(SL, "2x128 networks", T3_NETS),
 }
 GROUPS = {
     "t1": ["t1_maddpg", "t1_ddpg"],
-    "inference": ["t1_maddpg", "inference_maddpg"],
-    "t1_lr3": ["t1_maddpg_lr3", "t1_ddpg_lr3", "inference_lr3"],
+    "t1p": ["t1p_maddpg", "t1p_ddpg"],
     "t4": ["t4_mm", "t4_md", "t4_dm", "t4_dd"],
+    "t4p": ["t4p_mm", "t4p_dd"],
     "t3": ["t3_mm", "t3_dd"],
-    "t5": ["t5_mm"],
-    "t6": ["t6_ensemble", "t6_single"],
+    "t5": ["t5_mm", "t5_md", "t5_dm", "t5_dd"],
+    "inference": ["inference"],
+    "ablation": ["abl_torch_init", "abl_network_clip", "abl_lr3", "abl_hard", "abl_width128"],
 }
-# The paper's numbers (Lowe et al. 2017), as quoted in this project's issue.
-PAPER = {
-    "t1_maddpg": "84.0% target reach, distance 0.133",
-    "t1_ddpg": "32.0% target reach, distance 0.456",
-    "inference_maddpg": "fig. 7: same success as true policies",
-    "t1_maddpg_lr3": "84.0% target reach, distance 0.133",
-    "t1_ddpg_lr3": "32.0% target reach, distance 0.456",
-    "inference_lr3": "fig. 7: same success as true policies",
-    "t4_mm": "94.4% agent / 39.2% adversary success",
-    "t4_dd": "74.7% agent / 38.6% adversary success",
-    "t3_mm": "11.0 touches",
-    "t3_dd": "9.4 touches",
-    "t5_mm": "Bob 96.5% / Eve 52.1%",
-    "t6_ensemble": "table 6: ensembles beat single policies",
+# The metrics shown in the table, per scenario (all are kept in the JSON).
+SHOWN = {
+    SL: ["target_distance", "target_reached", "target_reached_r04"],
+    ADV: ["good_success", "adversary_success", "good_success_r04", "adversary_success_r04"],
+    TAG: ["touches"],
+    CRYPTO: ["bob_success", "eve_success"],
 }
 
 
-def train_and_evaluate(name: str, seed: int, steps: int, eval_episodes: int) -> Dict:
-    """One run: train to `steps` env steps, then evaluate without noise."""
-    import ray
-
-    import rllib_maddpg  # noqa: F401
+def build_config(name: str, seed: int):
     from rllib_maddpg import MADDPGConfig
-    from rllib_maddpg.envs import make_mpe_env
-    from rllib_maddpg.evaluation import run_episodes
 
-    scenario, env_config, overrides, _ = EXPERIMENTS[name]
-    if not ray.is_initialized():
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    setting = SETTINGS[name]
     config = (
         MADDPGConfig()
-        .environment(f"mpe/{scenario}", env_config=env_config)
+        .environment(f"mpe/{setting.scenario}", env_config=dict(setting.env_config))
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=10_000)
         .debugging(seed=seed)
     )
-    config.update_from_dict(overrides)
-    algo = config.build_algo()
-    curve, start = [], time.time()
+    return config.update_from_dict(dict(setting.overrides))
+
+
+def evaluate(algo, name: str, seed: int, episodes: int) -> Dict:
+    from rllib_maddpg.envs import make_mpe_env
+    from rllib_maddpg.evaluation import run_episodes
+
+    setting = SETTINGS[name]
+    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
+    mapping = {a.agent_id: a.policy_id for a in algo.agents}
+    out = {}
+    for mode, explore in (("greedy", False), ("sampled", True)):
+        env = make_mpe_env(setting.scenario, setting.env_config)
+        r = run_episodes(policies, mapping, env, episodes, explore=explore, seed=10_000 + seed)
+        out[mode] = {
+            "returns": dict(zip(map(str, r.agent_ids), r.returns.mean(0).tolist())),
+            "team_return": float(r.returns.sum(1).mean()),
+            "metrics": r.mean_task_metrics(),
+        }
+    return out
+
+
+def trial(config: Dict) -> None:
+    """One Tune trial: train (resuming from its checkpoint), evaluate, report the run."""
+    import torch
+    from ray import tune
+
+    import rllib_maddpg  # noqa: F401  (registers mpe/<scenario>)
+
+    torch.set_num_threads(1)
+    (name, seed), steps = config["job"], config["steps"]
+    ckpt = os.path.join(config["out"], "checkpoints", f"{name}_{seed}")
+    algo = build_config(name, seed).build_algo()
+    progress = {"curve": [], "cpu_seconds": 0.0, "train_seconds": 0.0}
+    if os.path.exists(os.path.join(ckpt, "progress.json")):
+        algo.restore(ckpt)
+        with open(os.path.join(ckpt, "progress.json")) as f:
+            progress = json.load(f)
+    cpu0, wall0 = time.process_time() - progress["cpu_seconds"], time.time() - progress["train_seconds"]
+    last_save = time.time()
     try:
+        curve = progress["curve"]
         while not curve or curve[-1]["env_steps"] < steps:
             r = algo.train()
-            env_runners = r["env_runners"]
+            runners = r["env_runners"]
             curve.append({
                 "env_steps": r["num_env_steps_sampled_lifetime"],
-                "seconds": time.time() - start,
-                "returns": {k: float(v) for k, v in env_runners.get("policy_reward_mean", {}).items()},
+                "seconds": time.time() - wall0,
+                "returns": {k: float(v) for k, v in runners.get("policy_reward_mean", {}).items()},
                 "metrics": {k[: -len("_mean")]: float(v)
-                            for k, v in env_runners.get("custom_metrics", {}).items() if k.endswith("_mean")},
+                            for k, v in runners.get("custom_metrics", {}).items() if k.endswith("_mean")},
             })
-        policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-        mapping = {a.agent_id: a.policy_id for a in algo.agents}
-        env = make_mpe_env(scenario, env_config)
-        evaluation = run_episodes(policies, mapping, env, eval_episodes, seed=10_000 + seed)
-        result = {
-            "name": name, "seed": seed, "steps": curve[-1]["env_steps"],
-            "train_seconds": time.time() - start, "curve": curve,
-            "eval_returns": dict(zip(map(str, evaluation.agent_ids), evaluation.returns.mean(0).tolist())),
-            "eval_metrics": evaluation.mean_task_metrics(),
+            progress.update(cpu_seconds=time.process_time() - cpu0, train_seconds=time.time() - wall0)
+            if time.time() - last_save > 60 or curve[-1]["env_steps"] >= steps:
+                _save(algo, ckpt, progress)
+                last_save = time.time()
+            tune.report({"env_steps": curve[-1]["env_steps"],
+                         "team_return": sum(curve[-1]["returns"].values()), **curve[-1]["metrics"]})
+        run = {
+            "name": name, "seed": seed, "setting": SETTINGS[name].label,
+            "scenario": SETTINGS[name].scenario, "env_config": SETTINGS[name].env_config,
+            "overrides": SETTINGS[name].overrides, "steps": curve[-1]["env_steps"],
+            "cpu_seconds": progress["cpu_seconds"], "train_seconds": progress["train_seconds"],
+            "eval": evaluate(algo, name, seed, config["eval_episodes"]),
+            "eval_episodes": config["eval_episodes"], "curve": curve,
         }
-        if name.startswith("t6_"):
-            result["weights"] = {pid: p.get_weights() for pid, p in policies.items()}
-        return result
+        tune.report({"env_steps": run["steps"], "run_json": json.dumps(run)})
     finally:
         algo.stop()
 
 
-def _worker(queue, done, steps, eval_episodes, out):
-    while True:
-        job = queue.get()
-        if job is None:
-            return
-        name, seed = job
-        try:
-            result = train_and_evaluate(name, seed, steps, eval_episodes)
-        except Exception as e:  # report it and go on with the other runs
-            done.put((name, seed, f"failed: {e!r}"))
+def _save(algo, ckpt: str, progress: Dict) -> None:
+    """Replaces the checkpoint atomically enough: a kill leaves the old or the new one."""
+    tmp = ckpt + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save(tmp)
+    with open(os.path.join(tmp, "progress.json"), "w") as f:
+        json.dump(progress, f)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    os.replace(tmp, ckpt)
+
+
+def run_trials(jobs: List, args) -> None:
+    import ray
+    from ray import tune
+
+    if args.address:
+        ray.init(address=args.address)
+    else:
+        ray.init(num_cpus=args.jobs, include_dashboard=False, log_to_driver=False)
+    out = os.path.abspath(args.out)
+    tuner = tune.Tuner(
+        tune.with_resources(trial, {"cpu": 1}),
+        param_space={
+            "job": tune.grid_search([list(j) for j in jobs]),
+            "steps": args.episodes * EPISODE_STEPS, "eval_episodes": args.eval_episodes, "out": out,
+        },
+        tune_config=tune.TuneConfig(max_concurrent_trials=None if args.address else args.jobs),
+        run_config=tune.RunConfig(storage_path=os.path.join(out, "tune"),
+                                  name=time.strftime("reproduce_%Y%m%d_%H%M%S"), verbose=1),
+    )
+    results = tuner.fit()
+    for result in results:
+        run_json = (result.metrics or {}).get("run_json")
+        if result.error or not run_json:
+            print(f"  failed: {result.config.get('job')}: {result.error!r}", flush=True)
             continue
-        weights = result.pop("weights", None)
-        if weights is not None:
-            np.save(os.path.join(out, "runs", f"{name}_{seed}_weights.npy"), weights, allow_pickle=True)
-        with open(os.path.join(out, "runs", f"{name}_{seed}.json"), "w") as f:
-            json.dump(result, f)
-        done.put((name, seed, result["train_seconds"]))
+        run = json.loads(run_json)
+        with open(os.path.join(out, "runs", f"{run['name']}_{run['seed']}.json"), "w") as f:
+            json.dump(run, f)
+        print(f"  {run['name']} seed {run['seed']}: {run['cpu_seconds'] / 60:.1f} CPU min", flush=True)
+    ray.shutdown()
 
 
-def cross_play_t6(out: str, seeds: List[int], eval_episodes: int) -> Dict[str, float]:
-    """Table 6: ensemble good agent vs single adversary and vice versa (same seed)."""
-    import ray  # noqa: F401
-
-    import rllib_maddpg  # noqa: F401
-    from rllib_maddpg import MADDPGConfig
-    from rllib_maddpg.envs import make_mpe_env
-    from rllib_maddpg.evaluation import run_episodes
-
-    def policies_of(name, seed):
-        path = os.path.join(out, "runs", f"{name}_{seed}_weights.npy")
-        if not os.path.exists(path):
-            return None
-        weights = np.load(path, allow_pickle=True).item()
-        config = MADDPGConfig().environment("mpe/simple_push").update_from_dict(EXPERIMENTS[name][2])
-        config.validate()
-        built = {}
-        for agent in config._maddpg_agents:
-            spec = config.policies[agent.policy_id]
-            policy_config = {**config.to_dict(), **(spec.config or {}), "__policy_id": agent.policy_id}
-            policy = spec.policy_class(spec.observation_space, spec.action_space, policy_config)
-            policy.set_weights(weights[agent.policy_id])
-            built[agent.policy_id] = policy
-        return built
-
-    frames = {"ensemble agent vs single adversary": [], "single agent vs ensemble adversary": []}
-    for seed in seeds:
-        ens, single = policies_of("t6_ensemble", seed), policies_of("t6_single", seed)
-        if ens is None or single is None:
-            continue
-        env = make_mpe_env("simple_push")
-        mapping = {"adversary_0": "adversary_0", "agent_0": "agent_0"}
-        for label, mix in (("ensemble agent vs single adversary", {"agent_0": ens["agent_0"], "adversary_0": single["adversary_0"]}),
-                           ("single agent vs ensemble adversary", {"agent_0": single["agent_0"], "adversary_0": ens["adversary_0"]})):
-            r = run_episodes(mix, mapping, env, eval_episodes, seed=20_000 + seed)
-            frames[label].append(r.mean_task_metrics()["agent_on_goal_frames"])
-    return {k: float(np.mean(v)) for k, v in frames.items() if v}
+# --------------------------------------------------------------------- table
 
 
-def summarize(out: str, names: List[str], seeds: List[int], eval_episodes: int) -> str:
+def load_runs(out: str, names: List[str], seeds: Optional[List[int]] = None) -> Dict[str, List[Dict]]:
     runs = {}
     for name in names:
-        for seed in seeds:
-            path = os.path.join(out, "runs", f"{name}_{seed}.json")
-            if os.path.exists(path):
-                with open(path) as f:
+        for file in sorted(os.listdir(os.path.join(out, "runs"))):
+            if not (file.startswith(name + "_") and file.endswith(".json")):
+                continue
+            stem = file[len(name) + 1: -len(".json")]
+            if stem.isdigit() and (seeds is None or int(stem) in seeds):
+                with open(os.path.join(out, "runs", file)) as f:
                     runs.setdefault(name, []).append(json.load(f))
+    return runs
 
-    def mean_sd(values, percent=False):
-        values = np.asarray(values, float) * (100 if percent else 1)
-        unit = "%" if percent else ""
-        return f"{values.mean():.1f}{unit} ± {values.std():.1f}" if percent else f"{values.mean():.3f} ± {values.std():.3f}"
 
-    lines = ["| experiment | setting | ours (mean ± sd over seeds) | paper | seeds | env steps | train time |",
-             "|---|---|---|---|---|---|---|"]
+def median_iqr(values, percent: bool) -> str:
+    v = np.asarray(values, float) * (100 if percent else 1)
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    fmt = "{:.1f}%" if percent else "{:.3f}"
+    return f"{fmt.format(med)} [{fmt.format(q1)}, {fmt.format(q3)}]"
+
+
+def summarize(out: str, names: List[str], seeds: Optional[List[int]] = None) -> str:
+    runs = load_runs(out, names, seeds)
+    lines = [
+        "| setting | | metric: median [IQR] over seeds, greedy evaluation | communicating seeds "
+        "| paper / replication | seeds | env steps | CPU min per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         if name not in runs:
             continue
-        rs = runs[name]
-        metrics = {k: [r["eval_metrics"][k] for r in rs] for k in rs[0]["eval_metrics"]}
-        shown = ", ".join(
-            f"{k} {mean_sd(v, percent=k.endswith(('_success', '_reached')))}"
-            for k, v in metrics.items() if k != "success_difference"
-        )
-        minutes = np.mean([r["train_seconds"] for r in rs]) / 60
-        lines.append(f"| {name} | {EXPERIMENTS[name][3]} | {shown} | {PAPER.get(name, '')} | "
-                     f"{len(rs)} | {rs[0]['steps']:,} | {minutes:.1f} min |")
-    if "t6_ensemble" in runs and "t6_single" in runs:
-        cross = cross_play_t6(out, seeds, eval_episodes)
-        for label, value in cross.items():
-            lines.append(f"| t6 cross-play | {label} | agent_on_goal_frames {value:.2f} | table 6 | "
-                         f"{len(seeds)} | | |")
+        rs = sorted(runs[name], key=lambda r: r["seed"])
+        scenario = rs[0]["scenario"]
+        shown = []
+        for metric in SHOWN.get(scenario, []):
+            values = [r["eval"]["greedy"]["metrics"][metric] for r in rs]
+            percent = metric.endswith(("_success", "_reached")) or "_r04" in metric
+            shown.append(f"{metric} {median_iqr(values, percent)}")
+        shown.append(f"team return {median_iqr([r['eval']['greedy']['team_return'] for r in rs], False)}")
+        communicating = ""
+        if scenario == SL:
+            d = [r["eval"]["greedy"]["metrics"]["target_distance"] for r in rs]
+            communicating = f"{sum(x < COMMUNICATES_BELOW for x in d)}/{len(d)}"
+        cpu = np.mean([r["cpu_seconds"] for r in rs]) / 60
+        lines.append(f"| {name} | {SETTINGS[name].label} | {'; '.join(shown)} | {communicating} | "
+                     f"{SETTINGS[name].paper} | {len(rs)} | {rs[0]['steps']:,} | {cpu:.1f} |")
     return "\n".join(lines)
 
 
-def plot(out: str, names: List[str], seeds: List[int]) -> None:
-    import matplotlib
+def per_seed(out: str, names: List[str]) -> str:
+    """One line per run: the final greedy and sampled metrics (e.g. T1's distance per seed)."""
+    lines = []
+    for name, rs in load_runs(out, names).items():
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            g, s = r["eval"]["greedy"], r["eval"]["sampled"]
+            key = SHOWN.get(r["scenario"], [None])[0]
+            extra = (f"{key} greedy {g['metrics'][key]:.3f} sampled {s['metrics'][key]:.3f}, " if key else "")
+            lines.append(f"{name} seed {r['seed']}: {extra}team return greedy {g['team_return']:.1f} "
+                         f"sampled {s['team_return']:.1f}")
+    return "\n".join(lines)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    for group, members in GROUPS.items():
-        members = [m for m in members if m in names]
-        curves = {}
-        for name in members:
-            for seed in seeds:
-                path = os.path.join(out, "runs", f"{name}_{seed}.json")
-                if os.path.exists(path):
-                    with open(path) as f:
-                        curves.setdefault(name, []).append(json.load(f)["curve"])
-        if not curves:
-            continue
-        first = next(iter(curves.values()))[0][-1]["metrics"]
-        metric_names = list(first) or ["team return"]
-        fig, axes = plt.subplots(1, len(metric_names), figsize=(4.5 * len(metric_names), 3.2), squeeze=False)
-        for ax, metric in zip(axes[0], metric_names):
-            for name, runs in curves.items():
-                for i, curve in enumerate(runs):
-                    x = [p["env_steps"] for p in curve]
-                    y = ([p["metrics"].get(metric, np.nan) for p in curve] if metric != "team return"
-                         else [sum(p["returns"].values()) for p in curve])
-                    ax.plot(x, y, color=f"C{list(curves).index(name)}", alpha=0.8,
-                            label=EXPERIMENTS[name][3] if i == 0 else None)
-            ax.set_title(metric)
-            ax.set_xlabel("env steps")
-            ax.legend(fontsize=7)
-        fig.suptitle(f"{group}: {EXPERIMENTS[members[0]][0]} (training, with exploration)")
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, f"{group}.png"), dpi=90)
-        plt.close(fig)
+def parse_seeds(text: List[str]) -> List[int]:
+    seeds = []
+    for part in text:
+        lo, _, hi = part.partition("-")
+        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    return seeds
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", choices=sorted(GROUPS), help="tables to run (default all)")
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=300_000, help="training env steps per run")
+    parser.add_argument("--settings", nargs="*", choices=sorted(SETTINGS), help="single settings to run")
+    parser.add_argument("--seeds", nargs="*", default=["0-4"], help="seeds, e.g. 0-9 or 0 3 5")
+    parser.add_argument("--episodes", type=int, default=25_000, help="training episodes per run (paper: 25,000)")
     parser.add_argument("--eval-episodes", type=int, default=200)
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU each)")
-    parser.add_argument("--out", default="docs/results")
-    parser.add_argument("--plot", action="store_true", help="write learning curves as PNG (matplotlib)")
+    parser.add_argument("--jobs", type=int, default=2, help="local CPUs, one trial each")
+    parser.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto) instead")
+    parser.add_argument("--out", default="docs/repro")
+    parser.add_argument("--table-only", action="store_true", help="only print the table of saved runs")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    names = list(dict.fromkeys(n for g in (args.only or GROUPS) for n in GROUPS[g]))
+    names = list(dict.fromkeys((args.settings or []) + [
+        n for g in (args.only if args.only is not None else ([] if args.settings else GROUPS))
+        for n in GROUPS[g]]))
+    seeds = parse_seeds(args.seeds)
     os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
-    jobs = [(n, s) for n in names for s in args.seeds
+    jobs = [(n, s) for s in seeds for n in names  # seed-major: partial results cover every setting
             if not os.path.exists(os.path.join(args.out, "runs", f"{n}_{s}.json"))]
-    print(f"{len(jobs)} runs to do ({len(names) * len(args.seeds) - len(jobs)} already saved), "
-          f"{args.steps:,} env steps each, {args.jobs} at a time", flush=True)
-    if jobs:
-        ctx = mp.get_context("spawn")
-        queue, done = ctx.Queue(), ctx.Queue()
-        for job in jobs:
-            queue.put(job)
-        workers = [ctx.Process(target=_worker, args=(queue, done, args.steps, args.eval_episodes, args.out))
-                   for _ in range(min(args.jobs, len(jobs)))]
-        for w in workers:
-            queue.put(None)
-            w.start()
-        for i in range(len(jobs)):
-            name, seed, seconds = done.get()
-            took = seconds if isinstance(seconds, str) else f"{seconds / 60:.1f} min"
-            print(f"  [{i + 1}/{len(jobs)}] {name} seed {seed}: {took}", flush=True)
-        for w in workers:
-            w.join()
-    table = summarize(args.out, names, args.seeds, args.eval_episodes)
-    print(table)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table + "\n")
-    if args.plot:
-        plot(args.out, names, args.seeds)
+    if not args.table_only:
+        print(f"{len(jobs)} runs to do ({len(names) * len(seeds) - len(jobs)} already saved), "
+              f"{args.episodes:,} episodes each", flush=True)
+        if jobs:
+            run_trials(jobs, args)
+    print(summarize(args.out, names, seeds))
+    print(per_seed(args.out, names))
+    with open(os.path.join(args.out, "table.md"), "w") as f:  # every saved run
+        f.write(summarize(args.out, list(SETTINGS)) + "\n")
 
 
 if __name__ == "__main__":

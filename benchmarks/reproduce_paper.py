@@ -94,6 +94,7 @@ SETTINGS = {
     "abl_lr3": Setting(SL, "lr 1e-3", LR3),
     "abl_hard": Setting(SL, "straight-through hard Gumbel", {"gumbel_softmax_hard": True}),
     "abl_width128": Setting(SL, "2x128 networks", T3_NETS),
+    "abl_std_rewards": Setting(SL, "rewards standardised from the buffer", {"standardize_rewards": True}),
 }
 GROUPS = {
     "t1": ["t1_maddpg", "t1_ddpg"],
@@ -103,7 +104,8 @@ GROUPS = {
     "t3": ["t3_mm", "t3_dd"],
     "t5": ["t5_mm", "t5_md", "t5_dm", "t5_dd"],
     "inference": ["inference"],
-    "ablation": ["abl_torch_init", "abl_network_clip", "abl_lr3", "abl_hard", "abl_width128"],
+    "ablation": ["abl_torch_init", "abl_network_clip", "abl_lr3", "abl_hard", "abl_width128",
+                 "abl_std_rewards"],
 }
 # The metrics shown in the table, per scenario (all are kept in the JSON).
 SHOWN = {

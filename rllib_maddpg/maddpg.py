@@ -107,6 +107,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.grad_norm_clipping = 0.5
         self.grad_norm_clipping_scope = "variable"
         self.layer_init = "glorot_uniform"
+        self.standardize_rewards = False
         self.actor_regularization = 1e-3
         self.use_local_critic = False
         self.gumbel_softmax_temperature = 1.0
@@ -149,6 +150,7 @@ class MADDPGConfig(AlgorithmConfig):
         grad_norm_clipping: Optional[float] = NotProvided,
         grad_norm_clipping_scope: Optional[str] = NotProvided,
         layer_init: Optional[str] = NotProvided,
+        standardize_rewards: Optional[bool] = NotProvided,
         actor_regularization: Optional[float] = NotProvided,
         use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
         gumbel_softmax_temperature: Optional[float] = NotProvided,
@@ -202,6 +204,11 @@ class MADDPGConfig(AlgorithmConfig):
                 policy approximators): "glorot_uniform", Glorot-uniform weights
                 and zero biases (the original code's TF default), or
                 "torch_default", nn.Linear's own.
+            standardize_rewards: replace r_i in each minibatch by
+                (r_i - mean_D(r_i)) / std_D(r_i), the moments taken over all
+                rows of the replay buffer D (as maddpg-pytorch and EPyMARL do;
+                not in the paper). Shifting by a constant keeps the optimal
+                policy only while episodes end by time limits (as in MPE).
             actor_regularization: weight of the penalty mean(pre-activation^2)
                 on the actor's output in its loss (original code: 1e-3).
             use_local_critic: True to give every policy a local critic
@@ -368,6 +375,7 @@ class MADDPGConfig(AlgorithmConfig):
                   and all(isinstance(p, str) for p in self.use_local_critic)),
               "use_local_critic", "use True/False or a list of policy IDs")
         for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints",
+                    "standardize_rewards",
                     "use_lockstep_sampler", "overlap_sampling_and_learning"):
             check(isinstance(getattr(self, key), bool), key, "use True or False")
         check(isinstance(self.infer_other_policies, bool)
@@ -670,6 +678,8 @@ class MADDPG(Algorithm):
             # D_i^(k) of each policy ensemble: the rows where agent i used sub-policy k.
             subset_columns=[jb.subpolicy_col(k) for k, a in enumerate(self.agents)
                             if a.num_subpolicies > 1],
+            moment_columns=[jb.rewards_col(k) for k in range(len(self.agents))]
+            if config.standardize_rewards else [],
         )
 
     def agent_policies(self) -> List[MADDPGTorchPolicy]:
@@ -752,6 +762,11 @@ class MADDPG(Algorithm):
         """
         size = self.config.train_batch_size
         rows = self.local_replay_buffer.sample(size)
+        if self.config.standardize_rewards:
+            for k in range(len(self.agents)):
+                column = jb.rewards_col(k)
+                mean, std = self.local_replay_buffer.mean_std(column)
+                rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
         batch = {name: torch.from_numpy(column) for name, column in rows.items()}
         policies = self.agent_policies()
         jb.attach_target_actions(batch, policies)

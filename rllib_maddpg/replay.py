@@ -22,6 +22,10 @@ class JointReplayBuffer:
         capacity: the number of env steps kept (the paper's buffer: 1e6).
         columns: name -> (shape of one row, dtype).
         seed: seed of the sampling RNG.
+        subset_columns: integer columns whose sub-buffers (rows with column == k)
+            can be sampled on their own (policy ensembles).
+        moment_columns: scalar float columns whose mean and standard deviation
+            over the rows held are kept up to date (`mean_std`).
     """
 
     def __init__(
@@ -30,6 +34,7 @@ class JointReplayBuffer:
         columns: Mapping[str, Tuple[Tuple[int, ...], np.dtype]],
         seed: Optional[int] = None,
         subset_columns: Sequence[str] = (),
+        moment_columns: Sequence[str] = (),
     ):
         self.capacity = int(capacity)
         # Columns of one dtype are views into one row-major block, so a sample
@@ -56,6 +61,8 @@ class JointReplayBuffer:
         # Sub-buffers (policy ensembles): for an integer column c and value k,
         # the rows with c == k, kept as their add counters, oldest first.
         self._subsets: Dict[str, Dict[int, _RowIds]] = {c: {} for c in subset_columns}
+        # Running sum and sum of squares (float64) of the rows held, per moment column.
+        self._moments: Dict[str, np.ndarray] = {c: np.zeros(2) for c in moment_columns}
 
     def __len__(self) -> int:
         return self._size
@@ -77,6 +84,13 @@ class JointReplayBuffer:
             self._next = (self._next + n - self.capacity) % self.capacity
             n = self.capacity
         index = (self._next + np.arange(n)) % self.capacity
+        for name, moments in self._moments.items():
+            new = np.asarray(rows[name], np.float64)
+            moments += (new.sum(), np.square(new).sum())
+            overwritten = index[index < self._size]  # rows the ring drops now
+            if len(overwritten):
+                old = self._data[name][overwritten].astype(np.float64)
+                moments -= (old.sum(), np.square(old).sum())
         for name, column in self._data.items():
             column[index] = rows[name]
         ids = self._num_added + np.arange(n)
@@ -120,6 +134,13 @@ class JointReplayBuffer:
         view.shape = (len(block),) + shape  # raises rather than copy: writes must land in block
         return view
 
+    def mean_std(self, column: str) -> Tuple[float, float]:
+        """Mean and standard deviation of a moment column over the rows held."""
+        total, squares = self._moments[column]
+        n = max(self._size, 1)
+        mean = total / n
+        return float(mean), float(np.sqrt(max(squares / n - mean * mean, 0.0)))
+
     def subset_size(self, column: str, k: int) -> int:
         """How many rows of the buffer have `column` == k."""
         ids = self._subsets[column].get(k)
@@ -160,6 +181,9 @@ class JointReplayBuffer:
         # Rows now sit at position id % capacity.
         for name, column in self._data.items():
             column[ids % self.capacity] = column[:size].copy()
+        for name in self._moments:  # the rows held are at positions [0, size)
+            held = self._data[name][:size].astype(np.float64)
+            self._moments[name] = np.array([held.sum(), np.square(held).sum()])
 
 
 class _RowIds:

@@ -303,3 +303,27 @@ def test_replay_buffer_is_saved_only_when_asked(ray_local, tmp_path):
             assert len(restored.local_replay_buffer) == (size if store else 0)
         finally:
             restored.stop()
+
+
+def test_standardize_rewards_feeds_the_critics_buffer_standardised_rewards(ray_local):
+    """StampEnv pays agent k the reward k + 0.1 t (t = 1..7): with standardize_rewards
+    each minibatch's r_k is (r_k - mean_D(r_k)) / std_D(r_k), over the whole buffer."""
+    algo = small_config(StampEnv, standardize_rewards=True,
+                        num_steps_sampled_before_learning_starts=10**6).build_algo()
+    try:
+        algo.train()  # fills D, no update yet
+        seen = {}
+        for k, policy in enumerate(algo.agent_policies()):
+            def spy(batch, actor_batches=None, k=k):
+                seen[k] = batch[jb.rewards_col(k)].numpy().astype(np.float64)
+                return {"learner_stats": {}}
+            policy.learn_on_batch = spy
+        algo.update()
+        buf = algo.local_replay_buffer
+        for k in range(3):
+            held = buf._data[jb.rewards_col(k)][: len(buf)].astype(np.float64)
+            raw = seen[k] * held.std() + held.mean()  # undo the standardisation
+            np.testing.assert_allclose(raw, k + 0.1 * np.round((raw - k) / 0.1), atol=1e-4)
+            assert abs(seen[k].mean()) < 0.3 and 0.7 < seen[k].std() < 1.3
+    finally:
+        algo.stop()

@@ -72,3 +72,20 @@ def test_columns_of_every_shape_and_dtype_come_back_row_aligned():
     np.testing.assert_array_equal(out["img"], i[:, None, None] * np.ones((2, 3)))
     np.testing.assert_array_equal(out["done"], i % 2 == 0)
     np.testing.assert_array_equal(out["m"], np.stack([i, -i], -1))
+
+
+def test_mean_std_of_the_rows_held_through_wraparound_and_restore():
+    columns = {"r": ((), np.float32), "x": ((2,), np.float32)}
+    buf = JointReplayBuffer(50, columns, seed=0, moment_columns=["r"])
+    r = np.random.default_rng(3).normal(2.0, 3.0, 137).astype(np.float32)
+    held = []
+    for start in range(0, 137, 9):  # wraps the ring twice
+        chunk = r[start:start + 9]
+        buf.add({"r": chunk, "x": np.zeros((len(chunk), 2), np.float32)})
+        held = np.concatenate([held, chunk])[-50:]
+        mean, std = buf.mean_std("r")
+        assert mean == pytest.approx(held.mean(), abs=1e-5)
+        assert std == pytest.approx(held.std(), abs=1e-5)
+    restored = JointReplayBuffer(50, columns, moment_columns=["r"])
+    restored.set_state(buf.get_state())
+    assert restored.mean_std("r") == pytest.approx(buf.mean_std("r"), abs=1e-6)

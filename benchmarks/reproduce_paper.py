@@ -209,15 +209,34 @@ def _save(algo, ckpt: str, progress: Dict) -> None:
     os.replace(tmp, ckpt)
 
 
+def _write_run(out: str, run_json: str) -> Dict:
+    run = json.loads(run_json)
+    path = os.path.join(out, "runs", f"{run['name']}_{run['seed']}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(run, f)
+    os.replace(path + ".tmp", path)
+    return run
+
+
 def run_trials(jobs: List, args) -> None:
     import ray
     from ray import tune
+
+    out = os.path.abspath(args.out)
+
+    class WriteRuns(tune.Callback):
+        """Writes each finished run's JSON on the driver as soon as it is reported."""
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "run_json" in result:
+                run = _write_run(out, result["run_json"])
+                print(f"  saved {run['name']} seed {run['seed']}: "
+                      f"{run['cpu_seconds'] / 60:.1f} CPU min", flush=True)
 
     if args.address:
         ray.init(address=args.address)
     else:
         ray.init(num_cpus=args.jobs, include_dashboard=False, log_to_driver=False)
-    out = os.path.abspath(args.out)
     tuner = tune.Tuner(
         tune.with_resources(trial, {"cpu": 1}),
         param_space={
@@ -226,18 +245,12 @@ def run_trials(jobs: List, args) -> None:
         },
         tune_config=tune.TuneConfig(max_concurrent_trials=None if args.address else args.jobs),
         run_config=tune.RunConfig(storage_path=os.path.join(out, "tune"),
-                                  name=time.strftime("reproduce_%Y%m%d_%H%M%S"), verbose=1),
+                                  name=time.strftime("reproduce_%Y%m%d_%H%M%S"), verbose=1,
+                                  callbacks=[WriteRuns()]),
     )
-    results = tuner.fit()
-    for result in results:
-        run_json = (result.metrics or {}).get("run_json")
-        if result.error or not run_json:
+    for result in tuner.fit():
+        if result.error or "run_json" not in (result.metrics or {}):
             print(f"  failed: {result.config.get('job')}: {result.error!r}", flush=True)
-            continue
-        run = json.loads(run_json)
-        with open(os.path.join(out, "runs", f"{run['name']}_{run['seed']}.json"), "w") as f:
-            json.dump(run, f)
-        print(f"  {run['name']} seed {run['seed']}: {run['cpu_seconds'] / 60:.1f} CPU min", flush=True)
     ray.shutdown()
 
 

@@ -328,8 +328,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name, raw in experiments.items()
     ]
     resumes: List[Optional[Dict[str, Any]]] = [None] * len(specs)
+    locks = []  # held (open) until this command ends; the OS drops them if it dies
     if args.resume is not None:
         run_dirs = [find_resume_dir(spec, args.resume, len(specs)) for spec in specs]
+        locks = [lock_run_dir(run_dir) for run_dir in run_dirs if "://" not in run_dir]
         resumes = [prepare_resume(spec, run_dir) for spec, run_dir in zip(specs, run_dirs)]
         specs = [spec for spec, plan in zip(specs, resumes) if plan is not None]
         resumes = [plan for plan in resumes if plan is not None]
@@ -370,12 +372,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 _check_resources(spec)
         for spec, resume in zip(specs, resumes):
             code = (resume_experiment(spec, args.verbose, resume) if resume
-                    else run_experiment(spec, args.verbose))
+                    else run_experiment(spec, args.verbose, locks))
             if code == EXIT_INTERRUPTED:
                 return code  # Ctrl-C: do not start the next experiments
             exit_code = max(exit_code, code)
     finally:
         ray.shutdown()
+        for lock in locks:
+            lock.close()
     return exit_code
 
 
@@ -851,6 +855,37 @@ def _set_aside_unrecorded_checkpoints(trial_dir: str, recorded: Optional[str]) -
     return moved
 
 
+RUN_LOCK_FILE = ".rllib_train.lock"
+
+
+def lock_run_dir(run_dir: str):
+    """Takes the run directory's lock for this process, or refuses: one `rllib
+    train` at a time writes a run (its first run or a --resume of it).
+
+    An flock on a file in the directory: the OS releases it when the holder
+    exits, however it dies, so a killed run never leaves a stale lock.
+    """
+    import fcntl
+
+    os.makedirs(run_dir, exist_ok=True)
+    lock = open(os.path.join(run_dir, RUN_LOCK_FILE), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise UsageError(
+            f"{run_dir} is being written by another `rllib train` (pid {holder}), which "
+            "started or resumed it: wait for it to end, or stop it, then run --resume again"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 def prepare_resume(spec: ExperimentSpec, run_dir: str) -> Optional[Dict[str, Any]]:
     """Prints what --resume will do and sets aside unrecorded checkpoints.
 
@@ -878,11 +913,13 @@ def prepare_resume(spec: ExperimentSpec, run_dir: str) -> Optional[Dict[str, Any
     return {"run_dir": run_dir, "num_trials": len(trials)}
 
 
-def run_experiment(spec: ExperimentSpec, verbose: int) -> int:
+def run_experiment(spec: ExperimentSpec, verbose: int, locks: Optional[List] = None) -> int:
     from ray import tune
 
     run_name = _choose_run_name(spec.storage_path, spec.name)
     run_dir = os.path.join(spec.storage_path, run_name)
+    if "://" not in run_dir and locks is not None:
+        locks.append(lock_run_dir(run_dir))  # a --resume of this run waits for it to end
     stop_text = ", ".join(f"{k} >= {v:g}" for k, v in spec.stop.items()) or "none (Ctrl-C stops)"
     print(
         f"== {spec.name}: {spec.run} on {spec.config['env']}, {spec.num_trials} "

@@ -138,7 +138,21 @@ def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path, ray_tm
     iteration, steps = checkpoint_counters(recorded)
     assert steps == iteration * STEPS_PER_ITERATION
 
-    # 2. Resume.
+    # 2. While another process holds the run (here: this test, as a running
+    #    first run or resume would), a --resume is refused and touches nothing.
+    from rllib_maddpg.cli import lock_run_dir
+
+    holder = lock_run_dir(run_dir)
+    try:
+        refused = subprocess.run(train + ["--resume"], env=env, capture_output=True, text=True,
+                                 timeout=TIMEOUT)
+    finally:
+        holder.close()
+    assert refused.returncode == 2, show(refused.stdout, refused.stderr, refused.returncode)
+    assert f"is being written by another `rllib train` (pid {os.getpid()})" in refused.stderr
+    assert {path: tree_digest(path) for path in on_disk + [fake]} == before
+
+    # 3. Resume.
     proc = subprocess.run(train + ["--resume"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, show(proc.stdout, proc.stderr, proc.returncode)
     assert f"resuming {run_dir}" in proc.stdout
@@ -166,7 +180,7 @@ def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path, ray_tm
     assert os.listdir(storage) == ["tiny"]
     assert glob.glob(os.path.join(run_dir, "MADDPG_*")) == [trial_dir]
 
-    # 3. Resuming a finished run does nothing.
+    # 4. Resuming a finished run does nothing.
     again = subprocess.run(train + ["--resume"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert again.returncode == 0, show(again.stdout, again.stderr, again.returncode)
     assert "nothing to resume: all 1 trials finished" in again.stdout

@@ -1319,6 +1319,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.render)) or "."
         if not os.path.isdir(out_dir):
             raise UsageError(f"--render: directory {out_dir} does not exist")
+        if os.path.exists(args.render):
+            raise UsageError(f"--render: {args.render} exists; give a new file name (nothing is overwritten)")
+        _pillow()  # fail before the episodes, not after
     checkpoint = find_checkpoint(args.checkpoint)
     policies = load_policies(checkpoint)
     config = next(iter(policies.values())).config
@@ -1373,14 +1376,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _print_task_metrics(task_metrics, config.get("env"))
 
     if args.render:
-        from rllib_maddpg.gif import write_gif
-
         frames = [f for f in frames if f is not None]
         if not frames:
             raise UsageError("--render: the env's render() returned no frames")
         size = write_gif(args.render, frames, fps=args.fps)
-        print(f"  wrote {args.render}: {len(frames)} frames, {size / 1e6:.1f} MB (first episode)")
+        print(f"  wrote {args.render}: {len(frames)} frames, {size / 1e3:.0f} kB (first episode)")
     return EXIT_OK
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UsageError(
+            "--render writes GIFs with Pillow, which is not installed: "
+            "pip install 'rllib-maddpg[render]' (or pip install pillow)"
+        ) from None
+    return Image
+
+
+def write_gif(path: str, frames, fps: float) -> int:
+    """An animated GIF of RGB(A) frames at full resolution, each with its own
+    adaptive palette, LZW-compressed by Pillow; returns the file's size."""
+    Image = _pillow()
+    images = [Image.fromarray(frame[..., :3]).quantize(colors=256) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
+                   loop=0, optimize=True)
+    return os.path.getsize(path)
 
 
 if __name__ == "__main__":

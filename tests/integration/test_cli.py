@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -104,16 +105,24 @@ def test_evaluate_render_writes_a_valid_gif(trained, tmp_path):
     gif_path = tmp_path / "spread.gif"
     proc = rllib("evaluate", _checkpoint(trained), "--episodes", 1, "--render", gif_path)
     assert proc.returncode == 0, show(proc)
-    data = gif_path.read_bytes()
-    assert data[:6] == b"GIF89a"
-    width, height, frames, first = decode_gif(data)
-    assert (width, height) == (350, 350)  # MPE's 700x700, downscaled by 2
-    assert frames == 26  # reset + 25 steps (max_cycles)
-    assert len(first) == width * height and max(first) < 216
-    assert len(set(first)) > 1  # the agents and landmarks are drawn on the background
+    from PIL import Image
 
-    pygame = pytest.importorskip("pygame")  # a real decoder (SDL_image), if present
-    assert pygame.image.load(str(gif_path)).get_size() == (width, height)
+    assert gif_path.read_bytes()[:6] == b"GIF89a"
+    assert gif_path.stat().st_size < 500_000  # compressed (the uncompressed writer's was 3.6 MB)
+    with Image.open(gif_path) as gif:
+        assert gif.size == (700, 700)  # MPE's full resolution
+        first = np.asarray(gif.convert("RGB"))
+        # reset + 25 steps (max_cycles) at 10 fps; Pillow merges identical
+        # consecutive frames into one longer frame.
+        durations = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            durations.append(gif.info["duration"])
+    assert sum(durations) == 26 * 100, durations
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 2  # agents and landmarks on the background
+    # Nothing is overwritten: a second render to the same file is refused.
+    again = rllib("evaluate", _checkpoint(trained), "--episodes", 1, "--render", gif_path)
+    assert again.returncode == 2 and "exists" in again.stderr, show(again)
 
 
 def test_grid_search_runs_one_trial_per_value_and_keeps_old_results(trained):
@@ -204,79 +213,6 @@ def assert_usage_error(proc, expected):
     assert len(lines) == 1 and lines[0].startswith("rllib: error: "), show(proc)
     for text in expected:
         assert text in lines[0], show(proc)
-
-
-# ---------------------------------------------------------------- a tiny GIF decoder
-
-
-def decode_gif(data):
-    """(width, height, number of frames, palette indices of frame 0) of a GIF.
-
-    Follows the GIF89a spec with a general LZW decoder (variable code width,
-    growing table), so it would also read GIFs from other encoders.
-    """
-    assert data[:6] in (b"GIF87a", b"GIF89a")
-    width, height = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
-    flags, pos = data[10], 13
-    if flags & 0x80:
-        pos += 3 * (2 << (flags & 7))
-    frames, first = 0, None
-
-    def sub_blocks(pos):
-        chunks = []
-        while data[pos]:
-            chunks.append(data[pos + 1 : pos + 1 + data[pos]])
-            pos += 1 + data[pos]
-        return b"".join(chunks), pos + 1
-
-    while True:
-        block = data[pos]
-        if block == 0x3B:
-            return width, height, frames, first
-        if block == 0x21:  # extension: label, then sub-blocks
-            _, pos = sub_blocks(pos + 2)
-        elif block == 0x2C:  # image descriptor
-            local = data[pos + 9]
-            pos += 10
-            if local & 0x80:
-                pos += 3 * (2 << (local & 7))
-            min_code_size = data[pos]
-            lzw, pos = sub_blocks(pos + 1)
-            if first is None:
-                first = lzw_decode(lzw, min_code_size)
-            frames += 1
-        else:
-            raise AssertionError(f"bad GIF block 0x{block:02x} at byte {pos}")
-
-
-def lzw_decode(data, min_code_size):
-    clear, eoi = 1 << min_code_size, (1 << min_code_size) + 1
-    data = data + b"\x00\x00\x00"
-    width, bit, prev, out = min_code_size + 1, 0, None, bytearray()
-    table = [bytes([i]) for i in range(clear)] + [b"", b""]
-    while True:
-        byte = bit >> 3
-        code = (int.from_bytes(data[byte : byte + 3], "little") >> (bit & 7)) & ((1 << width) - 1)
-        bit += width
-        if code == clear:
-            table, width, prev = table[: clear + 2], min_code_size + 1, None
-            continue
-        if code == eoi:
-            return bytes(out)
-        if prev is None:
-            entry = table[code]
-        elif code < len(table):
-            entry = table[code]
-            table.append(prev + entry[:1])
-        elif code == len(table):
-            entry = prev + prev[:1]
-            table.append(entry)
-        else:
-            raise AssertionError(f"invalid LZW code {code} (table size {len(table)})")
-        out += entry
-        prev = entry
-        if len(table) == 1 << width and width < 12:
-            width += 1
 
 
 def test_evaluate_prints_the_papers_task_metrics(trained):

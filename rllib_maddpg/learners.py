@@ -53,7 +53,7 @@ def _load_actor_state(policy, state) -> None:
 
 
 def _build_policy(spec, policy_config):
-    torch.set_num_threads(1)
+    # The policy sets this process's torch threads (torch_num_threads).
     return spec.policy_class(spec.observation_space, spec.action_space, policy_config)
 
 

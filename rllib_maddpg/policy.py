@@ -44,9 +44,9 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Dict):
         # Keys added since a checkpoint was written take their defaults.
         config = {**_config_defaults(), **config}
-        # Small MLPs on few cores: more than one torch thread per process
-        # made updates up to 100x slower here (threads fight over 2 cores).
-        torch.set_num_threads(1)
+        # This process's torch threads (config key torch_num_threads; why 1: there).
+        if config["torch_num_threads"] is not None:
+            torch.set_num_threads(int(config["torch_num_threads"]))
         self.agents: List[jb.AgentSpec] = list(config["_maddpg_agents"])
         policy_id = config["__policy_id"]
         self.agent_index = next(

@@ -291,3 +291,17 @@ def test_gradient_clipping_per_variable_and_per_network():
     g = grads()
     assert clip_gradients(g, None, "variable") == pytest.approx(total)
     np.testing.assert_array_equal(g[0].numpy(), [3.0, 4.0])
+
+
+def test_policy_sets_the_configured_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        build_policies(torch_num_threads=2)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)
+        build_policies(torch_num_threads=None)  # leaves it alone
+        assert torch.get_num_threads() == 3
+        build_policies()
+        assert torch.get_num_threads() == 1  # the default
+    finally:
+        torch.set_num_threads(before)

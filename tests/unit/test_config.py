@@ -36,19 +36,37 @@ def test_unknown_key_is_rejected_by_name_with_a_suggestion():
         MADDPGConfig().update_from_dict({"actor_lrr": 0.1})
 
 
-@pytest.mark.parametrize("key, value", [
-    ("tau", 0.0), ("tau", 1.5), ("gamma", 1.2), ("actor_lr", -1.0), ("critic_lr", 0),
-    ("train_batch_size", 0), ("env_steps_per_update", 2.5), ("actor_hiddens", [64, 0]),
-    ("critic_hidden_activation", "sigmoidish"), ("grad_norm_clipping", 0.0),
-    ("grad_norm_clipping_scope", "layer"), ("layer_init", "kaiming"), ("torch_num_threads", 0),
-    ("standardize_rewards", 1),
-    ("replay_buffer_config", {"capacity": 10}), ("replay_buffer_config", {"capacity": 10**6, "type": "x"}),
-    ("use_local_critic", "yes"), ("gumbel_softmax_temperature", 0.0),
-    ("num_steps_sampled_before_learning_starts", -1), ("exploration_noise_scale", -0.1),
-    ("exploration_noise_final_scale", 0.01),  # without anneal timesteps
-])
+# For every key of MADDPGConfig.training(): settings that validate() must refuse,
+# naming the key (test_config_docs checks that no key is missing here).
+BAD_VALUES = {
+    "actor_lr": [-1.0], "critic_lr": [0], "tau": [0.0, 1.5], "gamma": [1.2],
+    "train_batch_size": [0], "env_steps_per_update": [2.5],
+    "num_steps_sampled_before_learning_starts": [-1],
+    "replay_buffer_config": [{"capacity": 10}, {"capacity": 10**6, "type": "x"}],
+    "actor_hiddens": [[64, 0]], "critic_hiddens": ["64"],
+    "actor_hidden_activation": ["swish"], "critic_hidden_activation": ["sigmoidish"],
+    "grad_norm_clipping": [0.0], "grad_norm_clipping_scope": ["layer"],
+    "layer_init": ["kaiming"], "standardize_rewards": [1], "torch_num_threads": [0],
+    "actor_regularization": [-1e-3], "use_local_critic": ["yes"],
+    "gumbel_softmax_temperature": [0.0], "gumbel_softmax_hard": ["no"],
+    "simplex_box_actions": [None], "exploration_noise_scale": [-0.1],
+    "exploration_noise_final_scale": [0.01, -0.5],  # 0.01: without anneal timesteps
+    "exploration_noise_anneal_timesteps": [{"exploration_noise_final_scale": 0.01,
+                                            "exploration_noise_anneal_timesteps": 0}],
+    "store_buffer_in_checkpoints": ["yes"], "use_lockstep_sampler": [0],
+    "overlap_sampling_and_learning": ["true"], "infer_other_policies": ["all"],
+    "policy_inference_entropy": [-1.0], "num_subpolicies": [0],
+    "ensemble_shared_draw": [["0", "1"]], "subpolicy_for_acting": [-1],
+    "per_agent_learners": [1], "data_parallel_learners": [0],
+    "learner_resources": [{"CPU": -1}],
+}
+BAD_CASES = [(key, value) for key, values in BAD_VALUES.items() for value in values]
+
+
+@pytest.mark.parametrize("key, value", BAD_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(BAD_CASES)])
 def test_out_of_range_values_name_the_key(key, value):
-    config = MADDPGConfig().environment(StampEnv).update_from_dict({key: value})
+    settings = value if key == "exploration_noise_anneal_timesteps" else {key: value}
+    config = MADDPGConfig().environment(StampEnv).update_from_dict(settings)
     with pytest.raises(ValueError, match=key):
         config.validate()
 

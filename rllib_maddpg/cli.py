@@ -1334,7 +1334,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
     env = make_env(config, render=bool(args.render))
-    agent_ids = list(getattr(env, "possible_agents", None) or sorted(env.get_agent_ids(), key=str))
+    from rllib_maddpg.envs import env_agent_ids
+
+    agent_ids = env_agent_ids(env)
     mapping = _agent_to_policy(config, agent_ids, policies)
     print(
         f"evaluating {checkpoint}\n  env {config.get('env')!r}, {len(agent_ids)} agents, "

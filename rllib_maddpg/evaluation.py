@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from rllib_maddpg.envs import env_agent_ids
+
 
 @dataclass
 class EvaluationResult:
@@ -51,7 +53,7 @@ def run_episodes(
     episode when it is None. With `record_first`, the first episode's
     `env.render()` frames are kept.
     """
-    agent_ids = list(getattr(env, "possible_agents", None) or sorted(env.get_agent_ids(), key=str))
+    agent_ids = env_agent_ids(env)
     ensembles = {pid: p.num_subpolicies for pid, p in policies.items()
                  if getattr(p, "num_subpolicies", 1) > 1}
     rng = np.random.default_rng(seed)

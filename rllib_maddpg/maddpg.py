@@ -43,6 +43,7 @@ from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg.callbacks import MADDPGCallbacks
+from rllib_maddpg.envs import env_agent_ids
 from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS, make_action_head
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
@@ -547,15 +548,16 @@ def _as_policy_spec(spec) -> PolicySpec:
 
 
 def _flat_obs_dim(space: gym.Space, agent_id) -> int:
-    if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)) or not isinstance(
-        space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
-    ):
+    """Size of o_i as the actor reads it: RLlib's preprocessor output (Discrete:
+    one-hot; Dict/Tuple: their parts flattened and concatenated)."""
+    try:
+        return int(ModelCatalog.get_preprocessor_for_space(space).size)
+    except Exception as e:  # RLlib raises assorted errors for spaces it cannot flatten
         raise ValueError(
-            f"agent {agent_id!r} has the observation space {space}, which MADDPG does not "
-            "support: use Box, Discrete or MultiDiscrete observations (flatten Dict/Tuple "
-            "spaces in an env wrapper)."
-        )
-    return int(ModelCatalog.get_preprocessor_for_space(space).size)
+            f"agent {agent_id!r} has the observation space {space}, which MADDPG cannot "
+            "flatten into a vector: use Box, Discrete, MultiDiscrete, or Dict/Tuple "
+            f"spaces of those ({type(e).__name__}: {e})."
+        ) from e
 
 
 def _probe_env(config: AlgorithmConfig):
@@ -570,11 +572,11 @@ def _probe_env(config: AlgorithmConfig):
                 "env, or register a PettingZoo parallel env with "
                 "rllib_maddpg.envs.register_pettingzoo_env."
             )
-        agent_ids = list(env.possible_agents)
+        agent_ids = env_agent_ids(env)
         if not agent_ids:
             raise ValueError(
-                f"the env {config.env!r} lists no `possible_agents`: set "
-                "self.possible_agents in its constructor (the joint agent order)."
+                f"the env {config.env!r} names no agents: set self.possible_agents (the "
+                "joint agent order) or self._agent_ids in its constructor."
             )
         obs_spaces = {a: env.get_observation_space(a) for a in agent_ids}
         act_spaces = {a: env.get_action_space(a) for a in agent_ids}

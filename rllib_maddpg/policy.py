@@ -17,9 +17,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from ray.rllib.models.catalog import ModelCatalog
 from ray.rllib.policy.sample_batch import SampleBatch
 from ray.rllib.policy.torch_policy_v2 import TorchPolicyV2
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.spaces.space_utils import unbatch
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg import losses
@@ -66,6 +68,15 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         self.inferred_agents = [k for k in self.critic_agents if infer and k != self.agent_index]
         me = self.agents[self.agent_index]
         self.action_head = make_action_head(action_space, me.simplex_segments, config)
+        # Observations as the env gives them (Discrete, Dict, ...) become the
+        # actor's flat input as RLlib's preprocessors make it (one-hot,
+        # flattened); RLlib hands the policy the flattened space and keeps the
+        # env's as `original_space`.
+        env_space = getattr(observation_space, "original_space", observation_space)
+        self.obs_preprocessor = (
+            None if isinstance(env_space, gym.spaces.Box) and len(env_space.shape) == 1
+            else ModelCatalog.get_preprocessor_for_space(env_space)
+        )
         # Policy ensemble (paper section 4.3): K sub-policies, one critic.
         self.num_subpolicies = config["num_subpolicies"]
 
@@ -154,8 +165,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     ):
         explore = self.config["explore"] if explore is None else explore
         timestep = self.global_timestep if timestep is None else timestep
-        obs = torch.as_tensor(np.asarray(input_dict[SampleBatch.OBS]), dtype=torch.float32)
-        obs = obs.reshape(len(obs), -1)
+        obs = torch.as_tensor(self.actor_inputs(input_dict[SampleBatch.OBS]), dtype=torch.float32)
         with torch.no_grad():
             out = self.model.per_subpolicy(self.model.actors, obs, self._subpolicy_index(input_dict, len(obs)))
             critic_action = self.action_head.sample(
@@ -163,6 +173,25 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             ).numpy()
         self.global_timestep += len(obs)
         return self.action_head.to_env(critic_action), [], {jb.CRITIC_ACTION: critic_action}
+
+    def actor_inputs(self, obs) -> np.ndarray:
+        """A batch of o_i as the actor reads it: [B, obs_dim] floats.
+
+        Takes what the samplers give (already flat floats) or a batch of the
+        env's own observations of this agent's space (ints of a Discrete, dicts
+        of a Dict space, ...), as `compute_single_action(env_obs)` passes them.
+        """
+        dim = self.agents[self.agent_index].obs_dim
+        if torch.is_tensor(obs):
+            obs = obs.numpy()
+        if self.obs_preprocessor is not None:
+            array = obs if isinstance(obs, np.ndarray) else None
+            flat = (array is not None and array.ndim == 2 and array.shape[1] == dim
+                    and np.issubdtype(array.dtype, np.floating))
+            if not flat:
+                return np.stack([self.obs_preprocessor.transform(o) for o in unbatch(obs)])
+        obs = np.asarray(obs, dtype=np.float32)
+        return obs.reshape(len(obs), -1)
 
     def _subpolicy_index(self, input_dict, n: int) -> Optional[torch.Tensor]:
         """Which sub-policy acts for each row: the input's SUBPOLICY column (the

@@ -192,10 +192,13 @@ class LockstepSampler:
                     ob = o[aid] if aid in o else self._missing(aid, self._t[e])
                     prep = self.preprocessors[k]
                     new_obs[k][t][e] = ob if prep is None else prep.transform(ob)
+                # A missing "__all__" is False, as RLlib reads it (its own
+                # example envs return an empty truncateds dict).
+                term_all, trunc_all = term.get("__all__", False), trunc.get("__all__", False)
                 r_t[:, e] = [r[aid] for aid in ids]
-                term_t[:, e] = [term.get(aid, term["__all__"]) for aid in ids]
-                trunc_t[:, e] = [trunc.get(aid, trunc["__all__"]) for aid in ids]
-                if term["__all__"] or trunc["__all__"]:
+                term_t[:, e] = [term.get(aid, term_all) for aid in ids]
+                trunc_t[:, e] = [trunc.get(aid, trunc_all) for aid in ids]
+                if term_all or trunc_all:
                     ended.append(e)
             self._returns += r_t.T
             for k in range(n):  # each env's next observation; reset envs overwrite theirs

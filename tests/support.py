@@ -131,3 +131,62 @@ class DiscreteObsEnv(MultiAgentEnv):
         done = self._t >= 5
         return (self._obs(), {0: reward, 1: reward}, {"__all__": False},
                 {0: done, 1: done, "__all__": done}, {})
+
+
+class OldStyleEnv(MultiAgentEnv):
+    """A native env written as RLlib's older examples are: agents in `_agent_ids`
+    (no `possible_agents`), one `observation_space` and `action_space` for all.
+    Agent "b" is paid for matching agent "a"'s last action (observed as an int)."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        self._agent_ids = {"b", "a"}
+        self.observation_space = gym.spaces.Discrete(3)
+        self.action_space = gym.spaces.Discrete(3)
+        self._t, self._last = 0, 0
+
+    def reset(self, *, seed=None, options=None):
+        self._t, self._last = 0, 0
+        return {"a": self._t % 3, "b": self._last}, {}
+
+    def step(self, action_dict):
+        reward = float(action_dict["b"] == self._last)
+        self._last = int(action_dict["a"])
+        self._t += 1
+        done = self._t >= 6
+        obs = {"a": self._t % 3, "b": self._last}
+        return (obs, {"a": reward, "b": reward}, {"__all__": False},
+                {"a": done, "b": done, "__all__": done}, {})
+
+
+class StructObsEnv(MultiAgentEnv):
+    """Dict and Tuple observations: agent 0 sees {"pos": Box(2), "phase": Discrete(3)},
+    agent 1 (Tuple(Box(1), MultiDiscrete([2, 2]))). Box actions."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.possible_agents = self.agents = [0, 1]
+        self.observation_spaces = {
+            0: gym.spaces.Dict({"pos": gym.spaces.Box(-1, 1, (2,), np.float32),
+                                "phase": gym.spaces.Discrete(3)}),
+            1: gym.spaces.Tuple((gym.spaces.Box(-1, 1, (1,), np.float32),
+                                 gym.spaces.MultiDiscrete([2, 2]))),
+        }
+        self.action_spaces = {k: gym.spaces.Box(-1, 1, (1,), np.float32) for k in (0, 1)}
+        self._t = 0
+
+    def _obs(self):
+        pos = np.array([np.sin(self._t), np.cos(self._t)], np.float32)
+        return {0: {"pos": pos, "phase": self._t % 3},
+                1: (pos[:1].copy(), np.array([self._t % 2, (self._t // 2) % 2]))}
+
+    def reset(self, *, seed=None, options=None):
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action_dict):
+        self._t += 1
+        done = self._t >= 5
+        reward = -float(abs(action_dict[0][0] - action_dict[1][0]))
+        return (self._obs(), {0: reward, 1: reward}, {"__all__": False},
+                {0: done, 1: done, "__all__": done}, {})

@@ -21,7 +21,18 @@ __all__ = [
     "MPE_SCENARIOS",
     "MultiDiscreteToDiscrete",
     "PettingZooMultiAgentEnv",
+    "env_agent_ids",
     "make_mpe_env",
     "register_mpe_envs",
     "register_pettingzoo_env",
 ]
+
+
+def env_agent_ids(env) -> list:
+    """The joint agent order of a multi-agent env: its `possible_agents`, else
+    (envs written the older way, like RLlib's own examples, with `_agent_ids`
+    or `agents` only) the sorted ids."""
+    if getattr(env, "possible_agents", None):
+        return list(env.possible_agents)
+    ids = getattr(env, "_agent_ids", None) or getattr(env, "agents", None) or []
+    return sorted(ids, key=str)

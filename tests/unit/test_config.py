@@ -137,10 +137,10 @@ def test_unknown_local_critic_policy_is_refused():
         config.validate()
 
 
-class _DictObsEnv(StampEnv):
+class _TextObsEnv(StampEnv):
     def __init__(self, config=None):
         super().__init__(config)
-        self.observation_spaces[1] = gym.spaces.Dict({"x": gym.spaces.Discrete(2)})
+        self.observation_spaces[1] = gym.spaces.Text(5)
 
 
 class _SingleAgentEnv(gym.Env):
@@ -152,9 +152,21 @@ class _SingleAgentEnv(gym.Env):
 
 
 @pytest.mark.parametrize("env, message", [
-    (_DictObsEnv, "agent 1 has the observation space Dict"),
+    (_TextObsEnv, "agent 1 has the observation space Text"),
     (_SingleAgentEnv, "needs a multi-agent env"),
 ])
 def test_unsupported_envs_get_a_clear_error(env, message):
     with pytest.raises(ValueError, match=message):
         MADDPGConfig().environment(env).validate()
+
+
+def test_old_style_native_env_and_struct_observations_resolve():
+    from support import OldStyleEnv, StructObsEnv
+
+    config = MADDPGConfig().environment(OldStyleEnv)
+    config.validate()
+    assert [a.agent_id for a in config._maddpg_agents] == ["a", "b"]  # sorted ids
+    assert [a.obs_dim for a in config._maddpg_agents] == [3, 3]  # one-hot of the shared Discrete(3)
+    config = MADDPGConfig().environment(StructObsEnv)
+    config.validate()
+    assert [a.obs_dim for a in config._maddpg_agents] == [2 + 3, 1 + 2 + 2]

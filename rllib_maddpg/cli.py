@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import difflib
 import glob
+import inspect
 import json
 import logging
 import math
@@ -43,6 +44,13 @@ EXPERIMENT_KEYS = {
     "checkpoint_config": "when to save checkpoints (keys below)",
     "storage_path": "where results go (default ~/ray_results)",
     "num_samples": "how many times to run each config (default 1)",
+    "wandb": "send results to Weights & Biases: WandbLoggerCallback arguments, e.g. {project: p}",
+    "mlflow": "send results to MLflow: MLflowLoggerCallback arguments, e.g. {tracking_uri: file:///x}",
+}
+# Experiment tracking through Tune's own logger callbacks (optional extra `tracking`).
+TRACKERS = {
+    "wandb": ("ray.air.integrations.wandb", "WandbLoggerCallback", "wandb"),
+    "mlflow": ("ray.air.integrations.mlflow", "MLflowLoggerCallback", "mlflow"),
 }
 # Those of `checkpoint_config`, as ray.tune.CheckpointConfig takes them.
 CHECKPOINT_KEYS = (
@@ -74,6 +82,8 @@ YAML format (one or more experiments; the old RLlib format):
     checkpoint_config: {checkpoint_frequency: 10, checkpoint_at_end: true, num_to_keep: 3}
     storage_path: ~/ray_results   # optional
     num_samples: 1                # optional
+    wandb: {project: my-project}  # optional: also log to Weights & Biases
+    mlflow: {tracking_uri: file:///tmp/mlruns}  # optional: also log to MLflow
 
 Results go to STORAGE_PATH/<experiment name>, one sub-directory per trial, with
 TensorBoard event files, progress.csv, result.json and checkpoint_NNNNNN/
@@ -81,6 +91,12 @@ directories. An existing directory is never reused: if
 STORAGE_PATH/<experiment name> exists, this run goes to
 STORAGE_PATH/<experiment name>_<date>_<time> instead (printed at the start).
 Unless the file or a flag says otherwise, a checkpoint is saved at the end.
+
+Tracking: TensorBoard files are always written. `wandb:` / `--wandb-project`
+add Tune's WandbLoggerCallback (WANDB_MODE=offline logs to disk only), and
+`mlflow:` / `--mlflow-tracking-uri` add its MLflowLoggerCallback (the MLflow
+experiment is named after the experiment unless experiment_name is given);
+both need `pip install 'rllib-maddpg[tracking]'`.
 
 Resuming: `rllib train file X.yaml --resume` continues the newest run of each
 experiment of X.yaml (STORAGE_PATH/<name> or <name>_<date>_<time>) in its own
@@ -147,6 +163,16 @@ def _add_train_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--checkpoint-at-end", action=argparse.BooleanOptionalAction, default=default(None),
         help="save a checkpoint when a trial ends (overrides "
         "checkpoint_config.checkpoint_at_end; default: on).",
+    )
+    parser.add_argument(
+        "--wandb-project", metavar="NAME", default=default(None),
+        help="also log every trial to this Weights & Biases project (sets the file's "
+        "wandb.project; needs the `tracking` extra).",
+    )
+    parser.add_argument(
+        "--mlflow-tracking-uri", metavar="URI", default=default(None),
+        help="also log every trial to MLflow at this tracking URI, e.g. file:///tmp/mlruns "
+        "(sets the file's mlflow.tracking_uri; needs the `tracking` extra).",
     )
     parser.add_argument(
         "--ray-address", metavar="ADDR", default=default(None),
@@ -463,6 +489,10 @@ class ExperimentSpec:
     num_samples: int
     num_trials: int
     first_variant: Optional[Dict[str, Any]]  # config with grids at their first value
+    trackers: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)  # TRACKERS key -> kwargs
+
+    def tracking_callbacks(self) -> List[Any]:
+        return [tracker_class(key, "")(**kwargs) for key, kwargs in self.trackers.items()]
 
 
 def prepare_experiment(
@@ -543,7 +573,55 @@ def prepare_experiment(
         name=name, run=run, trainable=trainable, config=config, stop=stop,
         checkpoint_config=checkpoint_config, storage_path=storage_path,
         num_samples=num_samples, num_trials=num_trials, first_variant=first_variant,
+        trackers=_trackers(raw, args, name, where),
     )
+
+
+def tracker_class(key: str, where: str):
+    """Tune's logger callback for a TRACKERS key; a clear error if its package is missing."""
+    import importlib
+
+    module, name, package = TRACKERS[key]
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise UsageError(
+            f"{where + ': ' if where else ''}`{key}` tracking needs the {package} package: "
+            "pip install 'rllib-maddpg[tracking]'"
+        ) from None
+    return getattr(importlib.import_module(module), name)
+
+
+def _trackers(raw: Dict[str, Any], args: argparse.Namespace, name: str, where: str) -> Dict[str, Dict]:
+    """The tracking callbacks' arguments, from the file's `wandb:`/`mlflow:` and the flags."""
+    trackers = {}
+    for key in TRACKERS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise UsageError(
+                f"{where}: `{key}` must be a mapping of {TRACKERS[key][1]} arguments, "
+                f"e.g. {EXPERIMENT_KEYS[key].split('e.g. ')[-1]}"
+            )
+        trackers[key] = dict(value)
+    if getattr(args, "wandb_project", None):
+        trackers.setdefault("wandb", {})["project"] = args.wandb_project
+    if getattr(args, "mlflow_tracking_uri", None):
+        trackers.setdefault("mlflow", {})["tracking_uri"] = args.mlflow_tracking_uri
+    if "mlflow" in trackers:
+        trackers["mlflow"].setdefault("experiment_name", name)
+    for key, kwargs in trackers.items():
+        cls = tracker_class(key, where)
+        params = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(set(kwargs) - set(params))
+            if unknown:
+                raise UsageError(
+                    f"{where}: `{key}` has unknown argument(s) {unknown}; {cls.__name__} takes "
+                    f"{', '.join(p for p in params if p != 'self')}"
+                )
+    return trackers
 
 
 def _did_you_mean(word: str, candidates) -> str:
@@ -940,7 +1018,7 @@ def run_experiment(spec: ExperimentSpec, verbose: int, locks: Optional[List] = N
             stop=spec.stop or None,
             storage_path=spec.storage_path,
             checkpoint_config=tune.CheckpointConfig(**spec.checkpoint_config),
-            callbacks=[_tune_callback(progress)],
+            callbacks=[_tune_callback(progress)] + spec.tracking_callbacks(),
             verbose=min(verbose, 2),
         ),
     )

@@ -215,6 +215,52 @@ def assert_usage_error(proc, expected):
         assert text in lines[0], show(proc)
 
 
+def test_train_logs_to_wandb_offline_and_to_an_mlflow_file_store(tmp_path, monkeypatch):
+    """--wandb-project and --mlflow-tracking-uri add Tune's logger callbacks
+    (W&B in offline mode: files only; MLflow: a file store)."""
+    yaml_file = write_yaml(tmp_path / "tracked.yaml", """\
+        tracked:
+          run: MADDPG
+          env: mpe/simple
+          stop: {training_iteration: 2}
+          checkpoint_config: {checkpoint_at_end: false}
+          config: {min_sample_timesteps_per_iteration: 200, num_steps_sampled_before_learning_starts: 200,
+                   train_batch_size: 32}
+        """)
+    mlruns = tmp_path / "mlruns"
+    # MLflow 3 refuses its file store unless told (it prefers a database backend).
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+           "MLFLOW_ALLOW_FILE_STORE": "true"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rllib_maddpg.cli", "train", "file", str(yaml_file),
+         "--storage-path", str(tmp_path / "results"), "--ray-num-cpus", "2",
+         "--wandb-project", "rllib-maddpg-test", "--mlflow-tracking-uri", mlruns.as_uri()],
+        capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert proc.returncode == 0, show(proc)
+    (run_dir,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+    assert glob.glob(os.path.join(run_dir, "*.wandb"))  # the run's logged history
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlruns.as_uri())
+    experiment = client.get_experiment_by_name("tracked")
+    (run,) = client.search_runs([experiment.experiment_id])
+    history = client.get_metric_history(run.info.run_id, "training_iteration")
+    assert [m.value for m in history] == [1.0, 2.0]
+    assert run.data.params["env"] == "mpe/simple"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("wandb: my-project", "`wandb` must be a mapping of WandbLoggerCallback arguments"),
+    ("mlflow: {tracking_url: x}", "`mlflow` has unknown argument(s) ['tracking_url']"),
+])
+def test_bad_tracking_config_is_one_clear_message(tmp_path, text, expected):
+    yaml_file = tmp_path / "exp.yaml"
+    yaml_file.write_text(f"exp:\n  run: MADDPG\n  env: mpe/simple\n  {text}\n")
+    proc = rllib("train", "file", yaml_file, "--storage-path", tmp_path / "results")
+    assert_usage_error(proc, [expected])
+
+
 def test_evaluate_prints_the_papers_task_metrics(trained):
     proc = rllib("evaluate", _checkpoint(trained), "--episodes", 3, "--metrics")
     assert proc.returncode == 0, show(proc)

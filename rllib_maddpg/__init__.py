@@ -9,7 +9,8 @@ import logging
 
 from ray.tune.registry import register_trainable
 
-from rllib_maddpg.maddpg import MADDPG, MADDPGConfig
+from rllib_maddpg.config import MADDPGConfig
+from rllib_maddpg.maddpg import MADDPG
 from rllib_maddpg.genetic import GeneticMADDPG, GeneticMADDPGConfig
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg import envs  # noqa: F401  (registers the mpe/<scenario> envs)

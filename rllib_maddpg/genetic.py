@@ -47,7 +47,8 @@ from ray import tune
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-from rllib_maddpg.maddpg import MADDPG, MADDPGConfig
+from rllib_maddpg.config import MADDPGConfig
+from rllib_maddpg.maddpg import MADDPG
 
 logger = logging.getLogger(__name__)
 

@@ -25,13 +25,12 @@ from ray.rllib.utils.spaces.space_utils import unbatch
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg import losses
+from rllib_maddpg.config import MADDPGConfig
 from rllib_maddpg.models import MADDPGModel, PolicyApproximator, make_action_head
 
 
 @functools.lru_cache(maxsize=1)
 def _config_defaults() -> Dict:
-    from rllib_maddpg.maddpg import MADDPGConfig
-
     return MADDPGConfig().to_dict()
 
 

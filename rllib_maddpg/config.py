@@ -1,0 +1,568 @@
+"""MADDPGConfig: MADDPG's settings, their checks, and the joint agent order read from the env.
+
+Every key has a default (`__init__`, the paper's or its original code's
+value), a keyword argument of `training()` with its paper symbol, and a range
+check in `validate()`; README's configuration table lists the same keys
+(tests/unit/test_config_docs.py checks that they agree). `validate()` also
+builds the env once to fix the joint agent order and one policy per agent.
+
+This module imports neither the algorithm nor the policy at import time
+(maddpg.py and policy.py import it); it names them only when a config is
+built or resolved.
+"""
+
+import difflib
+from typing import Any, Dict, List, Optional, Union
+
+import gymnasium as gym
+import numpy as np
+
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.env.env_context import EnvContext
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.rllib.evaluation.rollout_worker import RolloutWorker
+from ray.rllib.models.catalog import ModelCatalog
+from ray.rllib.policy.policy import PolicySpec
+from ray.rllib.policy.sample_batch import DEFAULT_POLICY_ID
+from ray.rllib.utils.annotations import override
+from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
+
+from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.callbacks import MADDPGCallbacks
+from rllib_maddpg.envs import env_agent_ids
+from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS, make_action_head
+from rllib_maddpg.sampler import LockstepEnvRunner
+
+
+class MADDPGConfig(AlgorithmConfig):
+    """Configuration of MADDPG; defaults follow the paper and its code.
+
+    Example:
+        >>> from rllib_maddpg import MADDPGConfig
+        >>> config = (
+        ...     MADDPGConfig()
+        ...     .environment("mpe/simple_adversary")
+        ...     .training(actor_lr=1e-2, critic_lr=1e-2, tau=0.01)
+        ... )
+        >>> algo = config.build_algo()
+        >>> algo.train()
+
+    With no `multi_agent(policies=...)`, one policy per agent is built from
+    the env's spaces, named after the agent (`str(agent_id)`), in the env's
+    `possible_agents` order.
+    """
+
+    def __init__(self, algo_class=None):
+        if algo_class is None:
+            from rllib_maddpg.maddpg import MADDPG as algo_class  # maddpg.py imports this module
+        super().__init__(algo_class=algo_class)
+        # Old API stack: MADDPG is a TorchPolicyV2. Setting exploration_config
+        # first keeps RLlib from warning that it has none to restore; MADDPG's
+        # own exploration (Gaussian noise, Gumbel-Softmax) lives in the policy.
+        self.exploration_config = {"type": "StochasticSampling"}
+        self.api_stack(
+            enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False
+        )
+        self.framework_str = "torch"
+        self.callbacks_class = MADDPGCallbacks
+        # The policy returns env actions directly (no [-1, 1] unsquashing).
+        self.normalize_actions = False
+        self.clip_actions = False
+        self.rollout_fragment_length = 100
+        self.min_sample_timesteps_per_iteration = 2500
+
+        # Paper / original-code defaults.
+        self.actor_lr = 1e-2
+        self.critic_lr = 1e-2
+        self.gamma = 0.95
+        self.tau = 0.01
+        self.train_batch_size = 1024
+        self.num_steps_sampled_before_learning_starts = 1024 * 25
+        self.replay_buffer_config = {"capacity": int(1e6)}
+        self.env_steps_per_update = 100
+        self.actor_hiddens = [64, 64]
+        self.critic_hiddens = [64, 64]
+        self.actor_hidden_activation = "relu"
+        self.critic_hidden_activation = "relu"
+        self.grad_norm_clipping = 0.5
+        self.grad_norm_clipping_scope = "variable"
+        self.layer_init = "glorot_uniform"
+        self.standardize_rewards = False
+        self.torch_num_threads = 1
+        self.actor_regularization = 1e-3
+        self.use_local_critic = False
+        self.gumbel_softmax_temperature = 1.0
+        self.gumbel_softmax_hard = False
+        self.simplex_box_actions = True
+        self.exploration_noise_scale = 0.1
+        self.exploration_noise_final_scale = None
+        self.exploration_noise_anneal_timesteps = None
+        self.store_buffer_in_checkpoints = False
+        self.use_lockstep_sampler = True
+        self.overlap_sampling_and_learning = True
+        self.infer_other_policies = False
+        self.policy_inference_entropy = 1e-3
+        self.num_subpolicies = 1
+        self.ensemble_shared_draw = []
+        self.subpolicy_for_acting = None
+        self.per_agent_learners = False
+        self.data_parallel_learners = 1
+        self.learner_resources = {"CPU": 1}
+
+        # Derived from the env by `validate()`: the joint agent order, and what
+        # the env said about its agents (cached: building an env can be slow).
+        self._maddpg_agents = None
+        self._maddpg_probe = None
+
+    @override(AlgorithmConfig)
+    def training(
+        self,
+        *,
+        actor_lr: Optional[float] = NotProvided,
+        critic_lr: Optional[float] = NotProvided,
+        tau: Optional[float] = NotProvided,
+        num_steps_sampled_before_learning_starts: Optional[int] = NotProvided,
+        replay_buffer_config: Optional[Dict[str, Any]] = NotProvided,
+        env_steps_per_update: Optional[int] = NotProvided,
+        actor_hiddens: Optional[List[int]] = NotProvided,
+        critic_hiddens: Optional[List[int]] = NotProvided,
+        actor_hidden_activation: Optional[str] = NotProvided,
+        critic_hidden_activation: Optional[str] = NotProvided,
+        grad_norm_clipping: Optional[float] = NotProvided,
+        grad_norm_clipping_scope: Optional[str] = NotProvided,
+        layer_init: Optional[str] = NotProvided,
+        standardize_rewards: Optional[bool] = NotProvided,
+        torch_num_threads: Optional[int] = NotProvided,
+        actor_regularization: Optional[float] = NotProvided,
+        use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
+        gumbel_softmax_temperature: Optional[float] = NotProvided,
+        gumbel_softmax_hard: Optional[bool] = NotProvided,
+        simplex_box_actions: Optional[bool] = NotProvided,
+        exploration_noise_scale: Optional[float] = NotProvided,
+        exploration_noise_final_scale: Optional[float] = NotProvided,
+        exploration_noise_anneal_timesteps: Optional[int] = NotProvided,
+        store_buffer_in_checkpoints: Optional[bool] = NotProvided,
+        use_lockstep_sampler: Optional[bool] = NotProvided,
+        overlap_sampling_and_learning: Optional[bool] = NotProvided,
+        infer_other_policies: Optional[Union[bool, List[str]]] = NotProvided,
+        policy_inference_entropy: Optional[float] = NotProvided,
+        num_subpolicies: Optional[int] = NotProvided,
+        ensemble_shared_draw: Optional[List[List[str]]] = NotProvided,
+        subpolicy_for_acting: Optional[int] = NotProvided,
+        per_agent_learners: Optional[bool] = NotProvided,
+        data_parallel_learners: Optional[int] = NotProvided,
+        learner_resources: Optional[Dict[str, float]] = NotProvided,
+        **kwargs,
+    ) -> "MADDPGConfig":
+        """Sets MADDPG's training settings.
+
+        `gamma` (discount gamma, default 0.95) and `train_batch_size` (the
+        minibatch size S drawn from D per update, default 1024) are RLlib's
+        own keys and are set here too.
+
+        Args:
+            actor_lr: learning rate of each actor mu_i (Adam; paper: 1e-2).
+            critic_lr: learning rate of each critic Q_i (Adam; paper: 1e-2).
+            tau: target-network update rate tau in
+                theta' <- tau theta + (1 - tau) theta' (paper: 0.01). In (0, 1].
+            num_steps_sampled_before_learning_starts: env steps collected into
+                D before the first update (original code: 1024 * 25).
+            replay_buffer_config: {"capacity": size of the replay buffer D in env
+                steps (paper: 1e6)}.
+            env_steps_per_update: one update of every agent per this many env
+                steps (original code: 100).
+            actor_hiddens: hidden layer sizes of mu_i (paper: [64, 64]).
+            critic_hiddens: hidden layer sizes of Q_i (paper: [64, 64]).
+            actor_hidden_activation: activation of mu_i's hidden layers: one of
+                "relu" (paper), "tanh", "elu", "leaky_relu".
+            critic_hidden_activation: activation of Q_i's hidden layers (same choices).
+            grad_norm_clipping: max gradient norm in each actor and critic
+                update, or None for no clipping (original code: 0.5).
+            grad_norm_clipping_scope: what `grad_norm_clipping` bounds:
+                "variable", the norm of each weight and bias tensor on its own
+                (the original code's tf.clip_by_norm per variable), or
+                "network", the global norm of all of a net's gradients.
+            layer_init: initialisation of every Linear layer (actors, critics,
+                policy approximators): "glorot_uniform", Glorot-uniform weights
+                and zero biases (the original code's TF default), or
+                "torch_default", nn.Linear's own.
+            standardize_rewards: replace r_i in each minibatch by
+                (r_i - mean_D(r_i)) / std_D(r_i), the moments taken over all
+                rows of the replay buffer D (as maddpg-pytorch and EPyMARL do;
+                not in the paper). Shifting by a constant keeps the optimal
+                policy only while episodes end by time limits (as in MPE).
+            torch_num_threads: torch's intra-op threads in every process that
+                builds a MADDPG policy (driver, env runners, learner actors),
+                set when the policy is built; None leaves torch's default (one
+                per core). Default 1: on 2 cores with Ray's processes busy, two
+                threads made the small updates of 2x64 MLPs 8-13x slower.
+            actor_regularization: weight of the penalty mean(pre-activation^2)
+                on the actor's output in its loss (original code: 1e-3).
+            use_local_critic: True to give every policy a local critic
+                Q_i(o_i, a_i) (DDPG, the paper's baseline), or a list of policy
+                IDs that get one (e.g. one team DDPG, the other MADDPG).
+            gumbel_softmax_temperature: temperature of the Gumbel-Softmax
+                relaxation of categorical actions (original code: 1.0). > 0.
+            gumbel_softmax_hard: feed the critic one-hot samples with
+                straight-through gradients instead of the relaxed sample
+                (original code: False).
+            simplex_box_actions: read Box actions that the env marks as
+                probability vectors (MPE's continuous mode) with Gumbel-Softmax,
+                as the original code did. False: tanh + Gaussian noise.
+            exploration_noise_scale: std of the Gaussian noise added to Box
+                actions, in units of half the action range. >= 0.
+            exploration_noise_final_scale: anneal the noise std linearly to this
+                value over `exploration_noise_anneal_timesteps` env steps; None
+                keeps it constant.
+            exploration_noise_anneal_timesteps: env steps of the annealing. > 0
+                when `exploration_noise_final_scale` is set.
+            store_buffer_in_checkpoints: also save the replay buffer's contents in
+                checkpoints (large: up to capacity rows).
+            use_lockstep_sampler: sample with MADDPG's lockstep sampler (all
+                sub-envs of a runner step together, one batched actor call per
+                agent per step; several times faster). False: RLlib's generic
+                sampler, which also runs RLlib's per-episode callbacks.
+            overlap_sampling_and_learning: with remote env runners, keep one
+                sample request per runner in flight while the driver learns, so
+                sampling and learning run at the same time (actors then act with
+                weights up to two fragments old). False: sample, then learn.
+            infer_other_policies: policy inference (paper section 4.2): True, or
+                a list of policy IDs, whose agents learn approximations
+                mu_hat_i^j of the other agents' policies from replayed actions
+                and use them (not the true target actors) for their critic
+                targets. The approximations learn at `actor_lr`.
+            policy_inference_entropy: lambda, the entropy bonus weight of the
+                approximation loss (eq. 7). >= 0.
+            num_subpolicies: K, the size of each agent's policy ensemble (paper
+                section 4.3; set per policy through a PolicySpec's config). At
+                each episode start every agent draws one of its K sub-policies
+                uniformly; sub-policy k learns from its own buffer D_i^(k) (the
+                rows where it acted), with its gradient scaled by 1/K (eq. 9);
+                the agent's one critic learns from all rows. Needs the lockstep
+                sampler. >= 1.
+            ensemble_shared_draw: groups of policy IDs (e.g. a team) that draw
+                one shared sub-policy index per episode instead of one each;
+                the policies of a group need the same K.
+            subpolicy_for_acting: act with this sub-policy instead of drawing
+                one per episode (e.g. in `evaluation_config`); None draws.
+            per_agent_learners: update each agent's policy on its own Ray actor
+                (model parallel; see learners.py). The driver samples, builds
+                the joint minibatch and target actions once, and sends each
+                learner the columns its critic reads.
+            data_parallel_learners: L; with L > 1, L Ray actors compute the
+                gradients of each update on 1/L of the minibatch and the driver
+                applies their average (data parallel). 1: no replicas.
+            learner_resources: Ray resources of each learner actor (per-agent
+                learner or gradient replica), e.g. {"CPU": 1} or
+                {"CPU": 1, "GPU": 1} or a custom resource to place them on a node.
+
+        Returns:
+            This updated MADDPGConfig object.
+        """
+        super().training(**kwargs)
+        for key, value in dict(locals()).items():
+            if key not in ("self", "kwargs", "__class__") and value is not NotProvided:
+                setattr(self, key, value)
+        return self
+
+    @override(AlgorithmConfig)
+    def get_evaluation_config_object(self):
+        eval_config = super().get_evaluation_config_object()
+        if eval_config is not None and self.evaluation_duration_unit == "episodes":
+            # RLlib's old stack calls sample() once per episode it wants; with one
+            # sub-env the lockstep sampler returns exactly one whole episode.
+            eval_config.num_envs_per_env_runner = 1
+        return eval_config
+
+    # --- validation ---------------------------------------------------------
+
+    @override(AlgorithmConfig)
+    def update_from_dict(self, config_dict) -> "MADDPGConfig":
+        """As AlgorithmConfig's, but an unknown key is an error, not a new attribute."""
+        keys = config_dict.to_dict() if isinstance(config_dict, AlgorithmConfig) else config_dict
+        for key in keys:
+            self._check_known_key(key)
+        return super().update_from_dict(config_dict)
+
+    def _check_known_key(self, key: str) -> None:
+        # Keys RLlib itself puts in config dicts (Tune, checkpoints, policy configs).
+        special = {"multiagent", "class", TRIAL_INFO, STDOUT_FILE, STDERR_FILE,
+                   "_enable_new_api_stack", "__policy_id"}
+        translated = self._translate_special_keys(key, warn_deprecated=False)
+        if key in special or key.startswith("evaluation_") or hasattr(self, translated):
+            return
+        known = [k for k in vars(self) if not k.startswith("_")]
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"unknown MADDPG config key {key!r}.{hint} See MADDPGConfig.training() "
+            "for MADDPG's keys and AlgorithmConfig for RLlib's."
+        )
+
+    @override(AlgorithmConfig)
+    def validate(self) -> None:
+        if self.enable_rl_module_and_learner or self.enable_env_runner_and_connector_v2:
+            raise ValueError(
+                "MADDPG runs on RLlib's old API stack only: remove "
+                "enable_rl_module_and_learner / enable_env_runner_and_connector_v2 "
+                "from your config (MADDPGConfig sets them to False)."
+            )
+        if self.framework_str != "torch":
+            raise ValueError(
+                f"MADDPG is PyTorch only, got framework={self.framework_str!r}: "
+                "remove `framework` from your config."
+            )
+        super().validate()
+        self._validate_maddpg_keys()
+        if self.env_runner_cls in (None, RolloutWorker, LockstepEnvRunner):
+            self.env_runner_cls = LockstepEnvRunner if self.use_lockstep_sampler else None
+        if self.env is not None:
+            self._resolve_agents()
+
+    def _validate_maddpg_keys(self) -> None:
+        def check(ok: bool, key: str, rule: str) -> None:
+            if not ok:
+                raise ValueError(f"{key}={getattr(self, key)!r} is invalid: {rule}.")
+
+        def positive_int(key):
+            value = getattr(self, key)
+            check(isinstance(value, (int, np.integer)) and value > 0, key, "use an integer > 0")
+
+        for key in ("actor_lr", "critic_lr", "gumbel_softmax_temperature"):
+            check(isinstance(getattr(self, key), (int, float)) and getattr(self, key) > 0,
+                  key, "use a number > 0")
+        check(0.0 <= self.gamma <= 1.0, "gamma", "use a discount in [0, 1]")
+        check(0.0 < self.tau <= 1.0, "tau", "use a rate in (0, 1]")
+        positive_int("train_batch_size")
+        positive_int("env_steps_per_update")
+        check(isinstance(self.num_steps_sampled_before_learning_starts, (int, np.integer))
+              and self.num_steps_sampled_before_learning_starts >= 0,
+              "num_steps_sampled_before_learning_starts", "use an integer >= 0")
+        check(isinstance(self.replay_buffer_config, dict)
+              and set(self.replay_buffer_config) == {"capacity"}
+              and isinstance(self.replay_buffer_config["capacity"], (int, np.integer))
+              and self.replay_buffer_config["capacity"] >= self.train_batch_size,
+              "replay_buffer_config",
+              "give exactly {'capacity': N} with N an integer >= train_batch_size")
+        for key in ("actor_hiddens", "critic_hiddens"):
+            value = getattr(self, key)
+            check(isinstance(value, (list, tuple))
+                  and all(isinstance(w, (int, np.integer)) and w > 0 for w in value),
+                  key, "use a list of positive layer widths, e.g. [64, 64]")
+        for key in ("actor_hidden_activation", "critic_hidden_activation"):
+            check(getattr(self, key) in ACTIVATIONS, key, f"use one of {sorted(ACTIVATIONS)}")
+        check(self.grad_norm_clipping is None or self.grad_norm_clipping > 0,
+              "grad_norm_clipping", "use a number > 0, or None for no clipping")
+        check(self.grad_norm_clipping_scope in ("variable", "network"),
+              "grad_norm_clipping_scope", "use 'variable' (original) or 'network'")
+        check(self.torch_num_threads is None
+              or (isinstance(self.torch_num_threads, (int, np.integer)) and self.torch_num_threads >= 1),
+              "torch_num_threads", "use an integer >= 1, or None for torch's default")
+        check(self.layer_init in LAYER_INITS, "layer_init", f"use one of {list(LAYER_INITS)}")
+        check(self.actor_regularization >= 0, "actor_regularization", "use a number >= 0")
+        check(isinstance(self.use_local_critic, bool)
+              or (isinstance(self.use_local_critic, (list, tuple))
+                  and all(isinstance(p, str) for p in self.use_local_critic)),
+              "use_local_critic", "use True/False or a list of policy IDs")
+        for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints",
+                    "standardize_rewards",
+                    "use_lockstep_sampler", "overlap_sampling_and_learning"):
+            check(isinstance(getattr(self, key), bool), key, "use True or False")
+        check(isinstance(self.infer_other_policies, bool)
+              or (isinstance(self.infer_other_policies, (list, tuple))
+                  and all(isinstance(p, str) for p in self.infer_other_policies)),
+              "infer_other_policies", "use True/False or a list of policy IDs")
+        check(isinstance(self.policy_inference_entropy, (int, float))
+              and self.policy_inference_entropy >= 0,
+              "policy_inference_entropy", "use a number >= 0")
+        check(isinstance(self.num_subpolicies, (int, np.integer)) and self.num_subpolicies >= 1,
+              "num_subpolicies", "use an integer >= 1")
+        check(isinstance(self.ensemble_shared_draw, (list, tuple))
+              and all(isinstance(g, (list, tuple)) and all(isinstance(p, str) for p in g)
+                      for g in self.ensemble_shared_draw),
+              "ensemble_shared_draw", "use a list of lists of policy IDs, e.g. [['agent_0', 'agent_1']]")
+        check(self.subpolicy_for_acting is None
+              or (isinstance(self.subpolicy_for_acting, (int, np.integer)) and self.subpolicy_for_acting >= 0),
+              "subpolicy_for_acting", "use None (draw per episode) or a sub-policy index >= 0")
+        check(isinstance(self.per_agent_learners, bool), "per_agent_learners", "use True or False")
+        check(isinstance(self.data_parallel_learners, (int, np.integer)) and self.data_parallel_learners >= 1,
+              "data_parallel_learners", "use an integer >= 1 (1: no replicas)")
+        check(not (self.per_agent_learners and self.data_parallel_learners > 1),
+              "data_parallel_learners", "choose per-agent learners or data-parallel learners, not both")
+        check(isinstance(self.learner_resources, dict)
+              and all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
+                      for k, v in self.learner_resources.items()),
+              "learner_resources", "use a dict of resource name -> amount >= 0, e.g. {'CPU': 1}")
+        check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
+        if self.exploration_noise_final_scale is not None:
+            check(self.exploration_noise_final_scale >= 0,
+                  "exploration_noise_final_scale", "use a number >= 0, or None")
+            check(isinstance(self.exploration_noise_anneal_timesteps, (int, np.integer))
+                  and self.exploration_noise_anneal_timesteps > 0,
+                  "exploration_noise_anneal_timesteps",
+                  "set an integer > 0 when exploration_noise_final_scale is set")
+        # RLlib keys that MADDPG does not read: refuse them rather than ignore them.
+        defaults = AlgorithmConfig()
+        for key, instead in (("lr", "actor_lr / critic_lr"),
+                             ("grad_clip", "grad_norm_clipping")):
+            if getattr(self, key) != getattr(defaults, key):
+                raise ValueError(f"MADDPG does not read `{key}`: set {instead} instead.")
+
+    def _resolve_agents(self) -> None:
+        """Fills the joint agent order and one policy per agent from the env."""
+        env_key = (repr(self.env), repr(sorted(dict(self.env_config).items())))
+        if self._maddpg_probe is None or self._maddpg_probe[0] != env_key:
+            self._maddpg_probe = (env_key, _probe_env(self))
+        agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe[1]
+
+        user_policies = set(self.policies) != {DEFAULT_POLICY_ID}
+        mapping = {}
+        for agent_id in agent_ids:
+            if user_policies and self.policy_mapping_fn is not AlgorithmConfig.DEFAULT_POLICY_MAPPING_FN:
+                mapping[agent_id] = self.policy_mapping_fn(agent_id, None, worker=None)
+            else:
+                mapping[agent_id] = str(agent_id)
+        if len(set(mapping.values())) != len(mapping):
+            raise ValueError(
+                f"MADDPG needs one policy per agent, but the policy mapping {mapping} "
+                "maps several agents to one policy: give each agent its own policy."
+            )
+        from rllib_maddpg.policy import MADDPGTorchPolicy  # policy.py imports this module
+
+        specs = {}
+        for agent_id, policy_id in mapping.items():
+            given = _as_policy_spec(self.policies.get(policy_id)) if user_policies else PolicySpec()
+            if user_policies and policy_id not in self.policies:
+                raise ValueError(
+                    f"agent {agent_id!r} maps to policy {policy_id!r}, which is not in "
+                    f"multi_agent(policies=...) {sorted(self.policies)}: add it, or leave "
+                    "`policies` unset to get one policy per agent."
+                )
+            specs[policy_id] = PolicySpec(
+                policy_class=given.policy_class or MADDPGTorchPolicy,
+                observation_space=given.observation_space or obs_spaces[agent_id],
+                action_space=given.action_space or act_spaces[agent_id],
+                config=given.config,
+            )
+        if user_policies and set(self.policies) - set(specs):
+            raise ValueError(
+                f"policies {sorted(set(self.policies) - set(specs))} act for no agent of "
+                f"the env (agents: {agent_ids}): remove them."
+            )
+        for key in ("use_local_critic", "infer_other_policies"):
+            value = getattr(self, key)
+            unknown = sorted(set(value) - set(specs)) if isinstance(value, (list, tuple)) else []
+            if unknown:
+                raise ValueError(
+                    f"{key} names unknown policies {unknown}; the policies are {sorted(specs)}."
+                )
+        self.policies = specs
+        self.policy_mapping_fn = AgentToPolicy(mapping)
+        self.policies_to_train = None
+        self._maddpg_agents = tuple(
+            _agent_spec(agent_id, mapping[agent_id], specs[mapping[agent_id]],
+                        segments.get(agent_id), vars(self))
+            for agent_id in agent_ids
+        )
+        self._validate_ensembles()
+
+    def _validate_ensembles(self) -> None:
+        sizes = {a.policy_id: a.num_subpolicies for a in self._maddpg_agents}
+        if max(sizes.values()) > 1 and not self.use_lockstep_sampler:
+            raise ValueError(
+                "policy ensembles (num_subpolicies > 1) draw a sub-policy per episode in "
+                "MADDPG's lockstep sampler: set use_lockstep_sampler=True."
+            )
+        for group in self.ensemble_shared_draw:
+            unknown = sorted(set(group) - set(sizes))
+            if unknown:
+                raise ValueError(
+                    f"ensemble_shared_draw names unknown policies {unknown}; the policies "
+                    f"are {sorted(sizes)}."
+                )
+            if len({sizes[p] for p in group}) > 1:
+                raise ValueError(
+                    f"ensemble_shared_draw group {list(group)} mixes ensemble sizes "
+                    f"{ {p: sizes[p] for p in group} }: give its policies the same num_subpolicies."
+                )
+        fixed = self.subpolicy_for_acting
+        ensembles = {p: k for p, k in sizes.items() if k > 1}
+        if fixed is not None and ensembles and fixed >= min(ensembles.values()):
+            raise ValueError(
+                f"subpolicy_for_acting={fixed}, but the ensembles {ensembles} have fewer "
+                "sub-policies (indices count from 0)."
+            )
+
+
+def _agent_spec(agent_id, policy_id: str, spec: PolicySpec, simplex_segments, config) -> jb.AgentSpec:
+    config = {**config, **(spec.config or {})}  # a PolicySpec's config overrides
+    head = make_action_head(spec.action_space, simplex_segments, config)
+    return jb.AgentSpec(
+        agent_id=agent_id,
+        policy_id=policy_id,
+        obs_dim=_flat_obs_dim(spec.observation_space, agent_id),
+        action_dim=head.critic_dim,
+        simplex_segments=tuple(simplex_segments) if simplex_segments else None,
+        categorical_segments=tuple(head.segments) if hasattr(head, "segments") else None,
+        num_subpolicies=int(config["num_subpolicies"]),
+    )
+
+
+class AgentToPolicy:
+    """policy_mapping_fn of MADDPG: a fixed agent -> policy table (picklable)."""
+
+    def __init__(self, mapping: Dict[Any, str]):
+        self.mapping = dict(mapping)
+
+    def __call__(self, agent_id, episode=None, worker=None, **kwargs) -> str:
+        return self.mapping[agent_id]
+
+
+def _as_policy_spec(spec) -> PolicySpec:
+    if isinstance(spec, PolicySpec):
+        return spec
+    if isinstance(spec, dict):  # PolicySpec.get_state(), as AlgorithmConfig.to_dict writes it
+        return PolicySpec.from_state(spec)
+    if isinstance(spec, (list, tuple)):
+        return PolicySpec(*spec)
+    return PolicySpec()
+
+
+def _flat_obs_dim(space: gym.Space, agent_id) -> int:
+    """Size of o_i as the actor reads it: RLlib's preprocessor output (Discrete:
+    one-hot; Dict/Tuple: their parts flattened and concatenated)."""
+    try:
+        return int(ModelCatalog.get_preprocessor_for_space(space).size)
+    except Exception as e:  # RLlib raises assorted errors for spaces it cannot flatten
+        raise ValueError(
+            f"agent {agent_id!r} has the observation space {space}, which MADDPG cannot "
+            "flatten into a vector: use Box, Discrete, MultiDiscrete, or Dict/Tuple "
+            f"spaces of those ({type(e).__name__}: {e})."
+        ) from e
+
+
+def _probe_env(config: AlgorithmConfig):
+    """Builds the env once to read its agents (in order), spaces and action hints."""
+    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    env = creator(EnvContext(config.env_config, worker_index=0, num_workers=0))
+    try:
+        if not isinstance(env, MultiAgentEnv):
+            raise ValueError(
+                f"MADDPG needs a multi-agent env, but {config.env!r} built a "
+                f"{type(env).__name__}: use an RLlib MultiAgentEnv, an `mpe/<scenario>` "
+                "env, or register a PettingZoo parallel env with "
+                "rllib_maddpg.envs.register_pettingzoo_env."
+            )
+        agent_ids = env_agent_ids(env)
+        if not agent_ids:
+            raise ValueError(
+                f"the env {config.env!r} names no agents: set self.possible_agents (the "
+                "joint agent order) or self._agent_ids in its constructor."
+            )
+        obs_spaces = {a: env.get_observation_space(a) for a in agent_ids}
+        act_spaces = {a: env.get_action_space(a) for a in agent_ids}
+        segments = dict(getattr(env, "action_simplex_segments", None) or {})
+    finally:
+        env.close()
+    return agent_ids, obs_spaces, act_spaces, segments

@@ -90,6 +90,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.layer_init = "glorot_uniform"
         self.standardize_rewards = False
         self.torch_num_threads = 1
+        self.independent_minibatches = False
         self.actor_regularization = 1e-3
         self.use_local_critic = False
         self.gumbel_softmax_temperature = 1.0
@@ -134,6 +135,7 @@ class MADDPGConfig(AlgorithmConfig):
         layer_init: Optional[str] = NotProvided,
         standardize_rewards: Optional[bool] = NotProvided,
         torch_num_threads: Optional[int] = NotProvided,
+        independent_minibatches: Optional[bool] = NotProvided,
         actor_regularization: Optional[float] = NotProvided,
         use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
         gumbel_softmax_temperature: Optional[float] = NotProvided,
@@ -192,6 +194,10 @@ class MADDPGConfig(AlgorithmConfig):
                 rows of the replay buffer D (as maddpg-pytorch and EPyMARL do;
                 not in the paper). Shifting by a constant keeps the optimal
                 policy only while episodes end by time limits (as in MPE).
+            independent_minibatches: each agent updates on its own minibatch
+                from D, drawn (with fresh target actions) just before its update,
+                as the original code did; False: all agents of an update round
+                share one minibatch. Local learner only.
             torch_num_threads: torch's intra-op threads in every process that
                 builds a MADDPG policy (driver, env runners, learner actors),
                 set when the policy is built; None leaves torch's default (one
@@ -366,7 +372,7 @@ class MADDPGConfig(AlgorithmConfig):
                   and all(isinstance(p, str) for p in self.use_local_critic)),
               "use_local_critic", "use True/False or a list of policy IDs")
         for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints",
-                    "standardize_rewards",
+                    "standardize_rewards", "independent_minibatches",
                     "use_lockstep_sampler", "overlap_sampling_and_learning"):
             check(isinstance(getattr(self, key), bool), key, "use True or False")
         check(isinstance(self.infer_other_policies, bool)
@@ -388,6 +394,8 @@ class MADDPGConfig(AlgorithmConfig):
         check(isinstance(self.per_agent_learners, bool), "per_agent_learners", "use True or False")
         check(isinstance(self.data_parallel_learners, (int, np.integer)) and self.data_parallel_learners >= 1,
               "data_parallel_learners", "use an integer >= 1 (1: no replicas)")
+        check(not (self.independent_minibatches and (self.per_agent_learners or self.data_parallel_learners > 1)),
+              "independent_minibatches", "use it with the local learner (no per-agent or data-parallel learners)")
         check(not (self.per_agent_learners and self.data_parallel_learners > 1),
               "data_parallel_learners", "choose per-agent learners or data-parallel learners, not both")
         check(isinstance(self.learner_resources, dict)

@@ -216,6 +216,19 @@ class MADDPG(Algorithm):
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
 
+    def minibatch(self, policies: Sequence[MADDPGTorchPolicy]) -> Dict[str, torch.Tensor]:
+        """S joint rows from D (rewards standardised if asked) with the target
+        actions a'_j = mu'_j(o'_j) of the target actors as they are now."""
+        rows = self.local_replay_buffer.sample(self.config.train_batch_size)
+        if self.config.standardize_rewards:
+            for k in range(len(self.agents)):
+                column = jb.rewards_col(k)
+                mean, std = self.local_replay_buffer.mean_std(column)
+                rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
+        batch = {name: torch.from_numpy(column) for name, column in rows.items()}
+        jb.attach_target_actions(batch, policies)
+        return batch
+
     def _actor_batches(self, k: int, agent: jb.AgentSpec) -> Optional[Dict[int, Dict]]:
         """Policy ensembles: a minibatch per sub-policy from its own buffer D_k^(s)."""
         if agent.num_subpolicies == 1:
@@ -228,28 +241,29 @@ class MADDPG(Algorithm):
         }
 
     def update(self, diagnose: bool = False) -> Dict[str, Dict]:
-        """One MADDPG update of every agent on one joint minibatch from D.
+        """One MADDPG update of every agent on a joint minibatch from D.
 
-        With `diagnose`, also reports how close each policy-inference
-        approximation is to the true policy (see `inference_quality`).
+        All agents learn from one minibatch, or (`independent_minibatches`, as
+        the original code) each from its own, drawn and given target actions
+        just before its update. With `diagnose`, also reports how close each
+        policy-inference approximation is to the true policy (`inference_quality`).
         """
         size = self.config.train_batch_size
-        rows = self.local_replay_buffer.sample(size)
-        if self.config.standardize_rewards:
-            for k in range(len(self.agents)):
-                column = jb.rewards_col(k)
-                mean, std = self.local_replay_buffer.mean_std(column)
-                rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
-        batch = {name: torch.from_numpy(column) for name, column in rows.items()}
         policies = self.agent_policies()
-        jb.attach_target_actions(batch, policies)
         actor_batches = {a.policy_id: self._actor_batches(k, a) for k, a in enumerate(self.agents)}
-        if self.learners is None:
+        if self.config.independent_minibatches:
+            results = {}
+            for agent, policy in zip(self.agents, policies):
+                batch = self.minibatch(policies)
+                results[agent.policy_id] = policy.learn_on_batch(batch, actor_batches[agent.policy_id])
+        elif self.learners is None:
+            batch = self.minibatch(policies)
             results = {
                 agent.policy_id: policy.learn_on_batch(batch, actor_batches[agent.policy_id])
                 for agent, policy in zip(self.agents, policies)
             }
         else:
+            batch = self.minibatch(policies)
             results = self.learners.update(
                 self.agents, policies, _numpy(batch),
                 {pid: None if ab is None else {s: _numpy(b) for s, b in ab.items()}

@@ -353,3 +353,25 @@ def test_standardize_rewards_feeds_the_critics_buffer_standardised_rewards(ray_l
             assert abs(seen[k].mean()) < 0.3 and 0.7 < seen[k].std() < 1.3
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("independent", [False, True])
+def test_independent_minibatches_give_each_agent_its_own_rows(ray_local, independent):
+    """As the original code: with independent_minibatches each agent's update
+    draws its own minibatch; otherwise one minibatch serves the whole round."""
+    algo = small_config(StampEnv, independent_minibatches=independent,
+                        num_steps_sampled_before_learning_starts=10**6).build_algo()
+    try:
+        algo.train()  # fills D, no update yet
+        seen = {}
+        for k, policy in enumerate(algo.agent_policies()):
+            def spy(batch, actor_batches=None, k=k):
+                seen[k] = batch[jb.obs_col(0)].numpy().copy()
+                assert jb.target_actions_col(2) in batch  # target actions attached
+                return {"learner_stats": {}}
+            policy.learn_on_batch = spy
+        algo.update()
+        same = [np.array_equal(seen[0], seen[k]) for k in (1, 2)]
+        assert same == ([False, False] if independent else [True, True])
+    finally:
+        algo.stop()

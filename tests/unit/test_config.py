@@ -46,7 +46,7 @@ BAD_VALUES = {
     "actor_hiddens": [[64, 0]], "critic_hiddens": ["64"],
     "actor_hidden_activation": ["swish"], "critic_hidden_activation": ["sigmoidish"],
     "grad_norm_clipping": [0.0], "grad_norm_clipping_scope": ["layer"],
-    "layer_init": ["kaiming"], "standardize_rewards": [1], "torch_num_threads": [0],
+    "layer_init": ["kaiming"], "independent_minibatches": [{"independent_minibatches": True, "per_agent_learners": True}], "standardize_rewards": [1], "torch_num_threads": [0],
     "actor_regularization": [-1e-3], "use_local_critic": ["yes"],
     "gumbel_softmax_temperature": [0.0], "gumbel_softmax_hard": ["no"],
     "simplex_box_actions": [None], "exploration_noise_scale": [-0.1],
@@ -65,7 +65,7 @@ BAD_CASES = [(key, value) for key, values in BAD_VALUES.items() for value in val
 
 @pytest.mark.parametrize("key, value", BAD_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(BAD_CASES)])
 def test_out_of_range_values_name_the_key(key, value):
-    settings = value if key == "exploration_noise_anneal_timesteps" else {key: value}
+    settings = value if isinstance(value, dict) and key in value else {key: value}
     config = MADDPGConfig().environment(StampEnv).update_from_dict(settings)
     with pytest.raises(ValueError, match=key):
         config.validate()

@@ -96,6 +96,7 @@ SETTINGS = {
     "abl_width128": Setting(SL, "2x128 networks", T3_NETS),
     "abl_std_rewards": Setting(SL, "rewards standardised from the buffer", {"standardize_rewards": True}),
     "abl_leaky_relu": Setting(SL, "leaky-ReLU actors", {"actor_hidden_activation": "leaky_relu"}),
+    "abl_no_logit_penalty": Setting(SL, "no 1e-3 logit penalty in the actor loss", {"actor_regularization": 0.0}),
     "abl_independent_minibatches": Setting(SL, "a minibatch per agent (original)", {"independent_minibatches": True}),
 }
 GROUPS = {
@@ -107,7 +108,8 @@ GROUPS = {
     "t5": ["t5_mm", "t5_md", "t5_dm", "t5_dd"],
     "inference": ["inference"],
     "ablation": ["abl_torch_init", "abl_network_clip", "abl_lr3", "abl_hard", "abl_width128",
-                 "abl_std_rewards", "abl_leaky_relu", "abl_independent_minibatches"],
+                 "abl_std_rewards", "abl_leaky_relu", "abl_no_logit_penalty",
+                 "abl_independent_minibatches"],
 }
 # The metrics shown in the table, per scenario (all are kept in the JSON).
 SHOWN = {

@@ -97,6 +97,8 @@ SETTINGS = {
     "abl_std_rewards": Setting(SL, "rewards standardised from the buffer", {"standardize_rewards": True}),
     "abl_leaky_relu": Setting(SL, "leaky-ReLU actors", {"actor_hidden_activation": "leaky_relu"}),
     "abl_no_logit_penalty": Setting(SL, "no 1e-3 logit penalty in the actor loss", {"actor_regularization": 0.0}),
+    "abl_lr3_leaky": Setting(SL, "lr 1e-3 and leaky-ReLU actors (combined)",
+                             {**LR3, "actor_hidden_activation": "leaky_relu"}),
     "abl_independent_minibatches": Setting(SL, "a minibatch per agent (original)", {"independent_minibatches": True}),
 }
 GROUPS = {
@@ -109,7 +111,7 @@ GROUPS = {
     "inference": ["inference"],
     "ablation": ["abl_torch_init", "abl_network_clip", "abl_lr3", "abl_hard", "abl_width128",
                  "abl_std_rewards", "abl_leaky_relu", "abl_no_logit_penalty",
-                 "abl_independent_minibatches"],
+                 "abl_independent_minibatches", "abl_lr3_leaky"],
 }
 # The metrics shown in the table, per scenario (all are kept in the JSON).
 SHOWN = {
@@ -309,6 +311,37 @@ def summarize(out: str, names: List[str], seeds: Optional[List[int]] = None) -> 
     return "\n".join(lines)
 
 
+ABLATION_BASELINE = "t1_maddpg"
+
+
+def ablation(out: str, seeds: List[int]) -> str:
+    """T1 ablation: each change beside the paper's settings, on the same seeds.
+
+    Distinct messages per seed come from speaker_messages.py's file, if written.
+    """
+    path = os.path.join(out, "speaker_messages.json")
+    speaker = json.load(open(path)) if os.path.exists(path) else {}
+    names = [ABLATION_BASELINE, "t1p_maddpg"] + GROUPS["ablation"]
+    runs = load_runs(out, names, seeds)
+    lines = [f"| change (one at a time) | final distance, seeds {' / '.join(map(str, seeds))} | median "
+             "| communicating | reach < 0.4 (median) | team return (median) | distinct messages |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names:
+        rs = sorted(runs.get(name, []), key=lambda r: r["seed"])
+        if not rs:
+            continue
+        greedy = [r["eval"]["greedy"] for r in rs]
+        d = [g["metrics"]["target_distance"] for g in greedy]
+        messages = [str(speaker.get(f"{name}_{r['seed']}", {}).get("distinct_messages", "?")) for r in rs]
+        label = "paper settings (baseline)" if name == ABLATION_BASELINE else SETTINGS[name].label
+        lines.append(
+            f"| {label} | {' / '.join(f'{x:.3f}' for x in d)} | {np.median(d):.3f} | "
+            f"{sum(x < COMMUNICATES_BELOW for x in d)}/{len(d)} | "
+            f"{100 * np.median([g['metrics']['target_reached_r04'] for g in greedy]):.1f}% | "
+            f"{np.median([g['team_return'] for g in greedy]):.1f} | {' / '.join(messages)} |")
+    return "\n".join(lines)
+
+
 def per_seed(out: str, names: List[str]) -> str:
     """One line per run: the final greedy and sampled metrics (e.g. T1's distance per seed)."""
     lines = []
@@ -358,7 +391,7 @@ def main():
     print(summarize(args.out, names, seeds))
     print(per_seed(args.out, names))
     with open(os.path.join(args.out, "table.md"), "w") as f:  # every saved run
-        f.write(summarize(args.out, list(SETTINGS)) + "\n")
+        f.write(summarize(args.out, list(SETTINGS)) + "\n\n" + ablation(args.out, [0, 1, 2]) + "\n")
 
 
 if __name__ == "__main__":

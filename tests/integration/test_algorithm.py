@@ -331,20 +331,28 @@ def test_replay_buffer_is_saved_only_when_asked(ray_local, tmp_path):
             restored.stop()
 
 
+def minibatch_columns_seen(algo, column):
+    """Fills D (no update yet), runs one update round, and returns what each
+    agent k's update received in `column(k)` (learn_on_batch replaced by a spy)."""
+    algo.train()
+    seen = {}
+    for k, policy in enumerate(algo.agent_policies()):
+        def spy(batch, actor_batches=None, k=k):
+            assert jb.target_actions_col(len(algo.agents) - 1) in batch  # target actions attached
+            seen[k] = batch[column(k)].numpy().astype(np.float64)
+            return {"learner_stats": {}}
+        policy.learn_on_batch = spy
+    algo.update()
+    return seen
+
+
 def test_standardize_rewards_feeds_the_critics_buffer_standardised_rewards(ray_local):
     """StampEnv pays agent k the reward k + 0.1 t (t = 1..7): with standardize_rewards
     each minibatch's r_k is (r_k - mean_D(r_k)) / std_D(r_k), over the whole buffer."""
     algo = small_config(StampEnv, standardize_rewards=True,
                         num_steps_sampled_before_learning_starts=10**6).build_algo()
     try:
-        algo.train()  # fills D, no update yet
-        seen = {}
-        for k, policy in enumerate(algo.agent_policies()):
-            def spy(batch, actor_batches=None, k=k):
-                seen[k] = batch[jb.rewards_col(k)].numpy().astype(np.float64)
-                return {"learner_stats": {}}
-            policy.learn_on_batch = spy
-        algo.update()
+        seen = minibatch_columns_seen(algo, jb.rewards_col)
         buf = algo.local_replay_buffer
         for k in range(3):
             held = buf._data[jb.rewards_col(k)][: len(buf)].astype(np.float64)
@@ -362,15 +370,7 @@ def test_independent_minibatches_give_each_agent_its_own_rows(ray_local, indepen
     algo = small_config(StampEnv, independent_minibatches=independent,
                         num_steps_sampled_before_learning_starts=10**6).build_algo()
     try:
-        algo.train()  # fills D, no update yet
-        seen = {}
-        for k, policy in enumerate(algo.agent_policies()):
-            def spy(batch, actor_batches=None, k=k):
-                seen[k] = batch[jb.obs_col(0)].numpy().copy()
-                assert jb.target_actions_col(2) in batch  # target actions attached
-                return {"learner_stats": {}}
-            policy.learn_on_batch = spy
-        algo.update()
+        seen = minibatch_columns_seen(algo, lambda k: jb.obs_col(0))
         same = [np.array_equal(seen[0], seen[k]) for k in (1, 2)]
         assert same == ([False, False] if independent else [True, True])
     finally:

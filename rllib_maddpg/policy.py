@@ -45,7 +45,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Dict):
         # Keys added since a checkpoint was written take their defaults.
         config = {**_config_defaults(), **config}
-        # This process's torch threads (config key torch_num_threads; why 1: there).
+        # This process's torch threads (config key torch_num_threads; its
+        # docstring in config.py says why the default is 1).
         if config["torch_num_threads"] is not None:
             torch.set_num_threads(int(config["torch_num_threads"]))
         self.agents: List[jb.AgentSpec] = list(config["_maddpg_agents"])

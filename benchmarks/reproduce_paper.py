@@ -77,6 +77,10 @@ SETTINGS = {
                       paper="94.4% agent / 39.2% adversary"),
     "t4p_dd": Setting(ADV, "D/D, paper physics", {"use_local_critic": True}, {"N": 2, **PAPER_PHYSICS},
                       paper="74.7% agent / 38.6% adversary"),
+    # The original code's adversary reward (-distance^2), to test whether mpe2's
+    # -distance lets the good agents drift from the goal after their peak.
+    "t4o_mm": Setting(ADV, "M/M, original adversary reward", env_config={"N": 2, "original_adversary_reward": True},
+                      paper="94.4% agent / 39.2% adversary"),
     # Table 3, predator-prey (predators / prey) in the paper's setup.
     "t3_mm": Setting(TAG, "M/M", T3_NETS, T3_ENV, paper="11.0 touches"),
     "t3_dd": Setting(TAG, "D/D", {**T3_NETS, "use_local_critic": True}, T3_ENV, paper="9.4 touches"),
@@ -106,6 +110,7 @@ GROUPS = {
     "t1p": ["t1p_maddpg", "t1p_ddpg"],
     "t4": ["t4_mm", "t4_md", "t4_dm", "t4_dd"],
     "t4p": ["t4p_mm", "t4p_dd"],
+    "t4o": ["t4o_mm"],
     "t3": ["t3_mm", "t3_dd"],
     "t5": ["t5_mm", "t5_md", "t5_dm", "t5_dd"],
     "inference": ["inference"],

@@ -23,6 +23,10 @@ updated first and the position moves with the *new* velocity. mpe2 moves the
 position with the old velocity and updates the velocity after, so there an
 action first moves the agent one step later and r_t does not depend on a_t.
 Default False (mpe2's own physics).
+
+``env_config={"original_adversary_reward": True}`` (simple_adversary only)
+pays the adversary -distance^2 to the goal, as the original MPE did; mpe2
+pays -distance. Default False.
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ def make_mpe_env(
             f"env_config paper_physics={paper_physics!r} is invalid: use True (the "
             "paper's MPE integration order) or False (mpe2's)."
         )
+    squared_adversary_reward = kwargs.pop("original_adversary_reward", False)
+    if not isinstance(squared_adversary_reward, bool) or (
+            squared_adversary_reward and scenario != "simple_adversary"):
+        raise ValueError(
+            f"env_config original_adversary_reward={squared_adversary_reward!r} is invalid "
+            f"for {scenario!r}: it is True or False, and only simple_adversary has it."
+        )
     _check_kwargs(scenario, module, kwargs)
 
     # mpe2's parallel_env(...) is aec_to_parallel(OrderEnforcing(ClipOutOfBounds
@@ -93,6 +104,8 @@ def make_mpe_env(
     raw_env = module.raw_env(**kwargs)  # mpe2 SimpleEnv: has .world and .continuous_actions
     if paper_physics:
         use_paper_physics(raw_env.world)
+    if squared_adversary_reward:
+        raw_env.scenario.adversary_reward = _squared_distance_reward
     par_env = aec_to_parallel(raw_env)
     metrics = metrics_for(scenario)
     if raw_env.continuous_actions:
@@ -135,6 +148,11 @@ def paper_integrate_state(world, p_force) -> None:
 def use_paper_physics(world) -> None:
     """Makes this mpe2 world integrate as the paper's MPE did (env_config `paper_physics`)."""
     world.integrate_state = types.MethodType(paper_integrate_state, world)
+
+
+def _squared_distance_reward(agent, world) -> float:
+    """The original simple_adversary's adversary reward: -|p - p_goal|^2."""
+    return -float(np.sum(np.square(agent.state.p_pos - agent.goal_a.state.p_pos)))
 
 
 # ------------------------------------------------------------------- helpers

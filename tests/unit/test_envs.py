@@ -564,3 +564,21 @@ def test_paper_physics_caps_speed_before_moving():
 def test_paper_physics_flag_is_checked():
     with pytest.raises(ValueError, match="paper_physics"):
         make_mpe_env("simple", {"paper_physics": "yes"})
+
+
+def test_original_adversary_reward_is_minus_squared_distance():
+    for original in (True, False):
+        env = make_mpe_env("simple_adversary", {"original_adversary_reward": original})
+        env.reset(seed=1)
+        actions = {a: env.action_spaces[a].sample() for a in env.possible_agents}
+        _, rewards, _, _, _ = env.step(actions)
+        world = env.par_env.unwrapped.world
+        adversary = world.agents[0]
+        d = np.linalg.norm(adversary.state.p_pos - adversary.goal_a.state.p_pos)
+        assert rewards["adversary_0"] == pytest.approx(-d * d if original else -d)
+        # The good agents' reward is mpe2's either way: adversary's distance - nearest good one's.
+        good = [a for a in world.agents if not a.adversary]
+        nearest = min(np.linalg.norm(a.state.p_pos - adversary.goal_a.state.p_pos) for a in good)
+        assert rewards["agent_0"] == pytest.approx(d - nearest)
+    with pytest.raises(ValueError, match="only simple_adversary"):
+        make_mpe_env("simple_tag", {"original_adversary_reward": True})

@@ -251,17 +251,12 @@ class MADDPG(Algorithm):
         size = self.config.train_batch_size
         policies = self.agent_policies()
         actor_batches = {a.policy_id: self._actor_batches(k, a) for k, a in enumerate(self.agents)}
-        if self.config.independent_minibatches:
-            results = {}
+        if self.learners is None:
+            results, batch = {}, None
             for agent, policy in zip(self.agents, policies):
-                batch = self.minibatch(policies)
+                if batch is None or self.config.independent_minibatches:
+                    batch = self.minibatch(policies)
                 results[agent.policy_id] = policy.learn_on_batch(batch, actor_batches[agent.policy_id])
-        elif self.learners is None:
-            batch = self.minibatch(policies)
-            results = {
-                agent.policy_id: policy.learn_on_batch(batch, actor_batches[agent.policy_id])
-                for agent, policy in zip(self.agents, policies)
-            }
         else:
             batch = self.minibatch(policies)
             results = self.learners.update(

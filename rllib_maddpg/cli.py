@@ -997,7 +997,7 @@ def run_experiment(spec: ExperimentSpec, verbose: int, locks: Optional[List] = N
     run_name = _choose_run_name(spec.storage_path, spec.name)
     run_dir = os.path.join(spec.storage_path, run_name)
     if "://" not in run_dir and locks is not None:
-        locks.append(lock_run_dir(run_dir))  # a --resume of this run waits for it to end
+        locks.append(lock_run_dir(run_dir))  # a --resume of this run is refused until it ends
     stop_text = ", ".join(f"{k} >= {v:g}" for k, v in spec.stop.items()) or "none (Ctrl-C stops)"
     print(
         f"== {spec.name}: {spec.run} on {spec.config['env']}, {spec.num_trials} "

@@ -31,7 +31,8 @@ from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg.callbacks import MADDPGCallbacks
 from rllib_maddpg.envs import env_agent_ids
-from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS, make_action_head
+from rllib_maddpg.actions import make_action_head
+from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS
 from rllib_maddpg.sampler import LockstepEnvRunner
 
 

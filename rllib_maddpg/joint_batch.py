@@ -45,6 +45,8 @@ import torch
 
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
+from rllib_maddpg.env_checks import check_finite, not_lockstep
+
 CRITIC_ACTION = "critic_action"
 # Policy ensembles: the sub-policy k an agent follows in this episode (0 if K = 1).
 SUBPOLICY = "subpolicy"
@@ -133,7 +135,8 @@ def attach_joint_columns(
     passes it. It is None while RLlib initialises a policy on a dummy batch;
     then the other agents' columns are filled with zeros of the right shape.
     """
-    _check_finite(batch, agents[own_index].agent_id)
+    for column, kind in ((SampleBatch.OBS, "observation"), (SampleBatch.REWARDS, "reward")):
+        check_finite(agents[own_index].agent_id, kind, batch[column], batch[SampleBatch.T])
     n = batch.count
     for k, agent in enumerate(agents):
         if k == own_index:
@@ -142,10 +145,9 @@ def attach_joint_columns(
             source = None
         else:
             if agent.agent_id not in other_agent_batches:
-                raise RuntimeError(
+                raise not_lockstep(
                     f"agent {agent.agent_id!r} has no data in an episode where agent "
-                    f"{agents[own_index].agent_id!r} acted: MADDPG needs every agent "
-                    "to act at every step until the episode ends."
+                    f"{agents[own_index].agent_id!r} acted"
                 )
             source = other_agent_batches[agent.agent_id][2]
             _check_aligned(batch, source, agents[own_index].agent_id, agent.agent_id)
@@ -176,24 +178,10 @@ def _check_aligned(own: SampleBatch, other: SampleBatch, own_id, other_id) -> No
         or not np.array_equal(own[SampleBatch.T], other[SampleBatch.T])
         or not np.array_equal(own[SampleBatch.EPS_ID], other[SampleBatch.EPS_ID])
     ):
-        raise RuntimeError(
+        raise not_lockstep(
             f"the rows of agents {own_id!r} ({own.count} steps) and {other_id!r} "
-            f"({other.count} steps) are not the same env steps: MADDPG needs every "
-            "agent to act at every step until the episode ends (keep done agents in "
-            "the episode, e.g. with zero reward, until all are done)."
+            f"({other.count} steps) are not the same env steps"
         )
-
-
-def _check_finite(batch: SampleBatch, agent_id) -> None:
-    for column in (SampleBatch.OBS, SampleBatch.REWARDS):
-        values = np.asarray(batch[column], dtype=np.float64)
-        if not np.isfinite(values).all():
-            bad_row = int(np.argwhere(~np.isfinite(values.reshape(len(values), -1)))[0, 0])
-            raise ValueError(
-                f"agent {agent_id!r} got a non-finite {column} (NaN or inf) at step "
-                f"t={int(batch[SampleBatch.T][bad_row])} of an episode: fix the env's "
-                "dynamics/reward or clip its outputs before they reach MADDPG."
-            )
 
 
 def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str, np.ndarray]:
@@ -206,10 +194,9 @@ def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str,
     for agent in agents[1:]:
         other = batch.policy_batches[agent.policy_id]
         if other.count != first.count:
-            raise RuntimeError(
+            raise not_lockstep(
                 f"policies {agents[0].policy_id!r} and {agent.policy_id!r} sampled "
-                f"{first.count} and {other.count} steps: MADDPG needs every agent to act "
-                "at every step."
+                f"{first.count} and {other.count} steps"
             )
     return {name: first[name] for name in replay_columns(agents)}
 

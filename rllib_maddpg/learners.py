@@ -32,6 +32,7 @@ import ray
 import torch
 
 from rllib_maddpg import joint_batch as jb
+from rllib_maddpg import update
 
 
 def _to_torch(batch: Mapping[str, np.ndarray]) -> Dict[str, torch.Tensor]:
@@ -98,21 +99,13 @@ class GradientReplica:
         shard = _to_torch(shard)
         out = {}
         for pid, policy in self.policies.items():
-            if phase == "inference" and not policy.inferred_agents:
-                continue
             policy.model.load_state_dict({k: torch.tensor(v) for k, v in weights[pid].items()})
-            if phase == "inference":
-                loss, _ = policy.inference_loss(shard)
-            elif phase == "critic":
-                loss, _ = policy.critic_loss(shard)
-            else:
-                ab = None if not actor_shards or pid not in actor_shards else {
-                    k: _to_torch(b) for k, b in actor_shards[pid].items()}
-                loss, _ = policy.actor_loss(shard, ab)
-            if not torch.is_tensor(loss):
+            ab = None if not actor_shards or pid not in actor_shards else {
+                k: _to_torch(b) for k, b in actor_shards[pid].items()}
+            loss, _ = update.phase_loss(policy, phase, shard, ab)
+            if loss is None:
                 continue
-            _, nets = policy.phase_nets(phase)
-            params = [p for net in nets for p in net.parameters()]
+            params = _flat_params(policy, phase)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             out[pid] = ([None if g is None else g.numpy() for g in grads], loss.item())
         return out
@@ -173,7 +166,7 @@ class DataParallelLearners:
             for lo, hi in zip(bounds[:-1], bounds[1:])
         ]
         stats = {pid: {} for pid in by_id}
-        for phase in ("inference", "critic", "actor"):
+        for phase in update.PHASES:
             weights = ray.put({pid: {k: v.detach().numpy() for k, v in p.model.state_dict().items()}
                                for pid, p in by_id.items()})
             grads = ray.get([
@@ -183,21 +176,23 @@ class DataParallelLearners:
             for pid, policy in by_id.items():
                 if pid not in grads[0]:
                     continue
-                optimizer, nets = policy.phase_nets(phase)
-                optimizer.zero_grad(set_to_none=True)
-                params = [p for net in nets for p in net.parameters()]
-                for n, param in enumerate(params):
+                policy.phase_optimizer(phase).zero_grad(set_to_none=True)
+                for n, param in enumerate(_flat_params(policy, phase)):
                     parts = [(w, g[pid][0][n]) for w, g in zip(weights_of_shard, grads)
                              if g[pid][0][n] is not None]
                     if parts:
                         param.grad = torch.as_tensor(sum(w * g for w, g in parts), dtype=param.dtype)
                 # The minibatch's mean loss is the size-weighted mean of the shards'.
                 stats[pid][f"{phase}_loss"] = float(sum(w * g[pid][1] for w, g in zip(weights_of_shard, grads)))
-                stats[pid][f"{phase}_grad_norm"] = policy.clip_and_step(phase)
+                stats[pid][f"{phase}_grad_norm"] = update.clip_and_step(policy, phase)
         for policy in by_id.values():
-            policy.update_targets()
+            update.soft_update_targets(policy)
             policy.num_grad_updates += 1
         return {pid: {"learner_stats": s} for pid, s in stats.items()}
+
+
+def _flat_params(policy, phase: str) -> List[torch.Tensor]:
+    return [p for net_params in policy.phase_params(phase) for p in net_params]
 
 
 def _columns_for(policy, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

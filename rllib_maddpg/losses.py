@@ -95,40 +95,6 @@ def soft_update(
     torch._foreach_add_(target_params, params, alpha=tau)
 
 
-def gumbel_softmax(
-    logits: torch.Tensor, temperature: float, hard: bool, noise: bool = True
-) -> torch.Tensor:
-    """Gumbel-Softmax sample over the last dimension (paper section 4.1, footnote).
-
-    Discrete (and MPE's probability-vector) actions are not differentiable,
-    so, as in the paper and its code, the actor outputs logits l and the
-    action is the relaxed one-hot sample
-
-        a = softmax((l + g) / temperature),  g = -log(-log(u)),  u ~ U(0, 1)
-
-    whose gradient w.r.t. l exists. With `hard`, the forward value is the
-    one-hot of argmax(a) and the gradient is that of the soft sample
-    (straight-through estimator). With `noise=False`, g = 0.
-
-    Args:
-        logits: shape [..., n].
-        temperature: the relaxation temperature (original code: 1.0).
-        hard: return one-hot values with straight-through gradients.
-        noise: add Gumbel noise (False gives the noise-free softmax).
-    """
-    if noise:
-        u = torch.rand_like(logits)
-        # Clamp so that log(u) and log(-log(u)) stay finite.
-        u = u.clamp_(1e-10, 1.0 - 1e-7)
-        logits = logits - torch.log(-torch.log(u))
-    soft = torch.softmax(logits / temperature, dim=-1)
-    if not hard:
-        return soft
-    index = soft.argmax(dim=-1, keepdim=True)
-    one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
-    return one_hot - soft.detach() + soft
-
-
 def policy_inference_loss(
     log_prob: torch.Tensor, entropy: torch.Tensor, entropy_weight: float
 ) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Networks of one MADDPG agent and the action heads that turn actor outputs into actions.
+"""Networks of one MADDPG agent: actor, critic, their targets, policy approximators.
 
 An agent owns four MLPs: the actor mu_i(o_i), the critic Q_i(x, a_1..a_N)
 and a target copy of each (mu'_i, Q'_i). The actor sees only its own
@@ -6,26 +6,20 @@ observation; the critic sees the joint observation and every agent's action,
 concatenated in the fixed agent order (or only its own, for a local DDPG
 critic). The original code used 2 hidden layers of 64 ReLU units for both.
 
-An *action head* sits after the actor. It knows the action space and answers
-three questions the algorithm asks about agent i's action:
-  - `sample`: the action to act with (exploration on or off);
-  - `policy_action`: the differentiable a_i = mu_i(o_i) for the actor loss;
-  - `to_env`: the action the environment receives, from the critic's view.
-The critic always sees a float vector (`critic_dim` entries): a relaxed
-one-hot per categorical component, or the Box action scaled to [-1, 1].
+How actor outputs become actions (and exploration) is in actions.py.
 """
 
 import copy
 from typing import Dict, List, Optional, Sequence
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
 from ray.rllib.models.torch.torch_modelv2 import TorchModelV2
 
 from rllib_maddpg import losses
+from rllib_maddpg.actions import gumbel_softmax
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
@@ -63,124 +57,6 @@ def mlp(in_dim: int, hiddens: Sequence[int], activation: str, out_dim: int,
     return nn.Sequential(*layers)
 
 
-class GumbelSoftmaxHead:
-    """Categorical components sampled with Gumbel-Softmax (Discrete, MultiDiscrete, simplex Box).
-
-    The actor's output is split into one block of logits per component
-    (`segments`). Kinds:
-      - "discrete": Discrete(n); the env gets the argmax as an int;
-      - "multi_discrete": MultiDiscrete(nvec); the env gets one int per component;
-      - "simplex": Box(0, 1, (n,)) read as probability vectors (MPE's continuous
-        mode); the env gets the (relaxed) vectors themselves, as in the original code.
-    """
-
-    def __init__(self, segments: Sequence[int], kind: str, temperature: float, hard: bool):
-        self.segments = [int(s) for s in segments]
-        self.kind = kind
-        self.temperature = temperature
-        self.hard = hard
-        self.out_dim = self.critic_dim = sum(self.segments)
-
-    def _per_segment(self, out: torch.Tensor, fn) -> torch.Tensor:
-        if len(self.segments) == 1:
-            return fn(out)
-        return torch.cat([fn(x) for x in torch.split(out, self.segments, dim=-1)], dim=-1)
-
-    def sample(self, out: torch.Tensor, explore: bool, noise_scale: float) -> torch.Tensor:
-        if explore:
-            return self.policy_action(out)
-        if self.kind == "simplex" and not self.hard:
-            return self._per_segment(out, lambda x: torch.softmax(x / self.temperature, -1))
-        return self._per_segment(
-            out, lambda x: losses.gumbel_softmax(x, self.temperature, hard=True, noise=False)
-        )
-
-    def policy_action(self, out: torch.Tensor) -> torch.Tensor:
-        return self._per_segment(
-            out, lambda x: losses.gumbel_softmax(x, self.temperature, self.hard)
-        )
-
-    # The original code's target actors sample too: a'_j ~ GumbelSoftmax(mu'_j(o'_j)).
-    target_action = policy_action
-
-    def to_env(self, critic_action: np.ndarray) -> np.ndarray:
-        if self.kind == "simplex":
-            return critic_action.astype(np.float32, copy=False)
-        if self.kind == "discrete":
-            return critic_action.argmax(-1)
-        return np.stack(
-            [x.argmax(-1) for x in np.split(critic_action, np.cumsum(self.segments)[:-1], -1)],
-            axis=-1,
-        )
-
-
-class GaussianBoxHead:
-    """A bounded Box action: tanh-squashed deterministic action plus Gaussian noise (DDPG).
-
-    The critic sees the action in [-1, 1]; the env gets it rescaled to
-    [low, high]. Exploration adds N(0, noise_scale^2) in the [-1, 1] scale and
-    clips.
-    """
-
-    def __init__(self, low: np.ndarray, high: np.ndarray):
-        self.low = low.astype(np.float32)
-        self.high = high.astype(np.float32)
-        self.out_dim = self.critic_dim = int(low.size)
-
-    def sample(self, out: torch.Tensor, explore: bool, noise_scale: float) -> torch.Tensor:
-        action = torch.tanh(out)
-        if explore and noise_scale > 0:
-            action = (action + noise_scale * torch.randn_like(action)).clamp_(-1.0, 1.0)
-        return action
-
-    def policy_action(self, out: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(out)
-
-    target_action = policy_action
-
-    def to_env(self, critic_action: np.ndarray) -> np.ndarray:
-        return self.low + (critic_action + 1.0) * 0.5 * (self.high - self.low)
-
-
-def make_action_head(
-    action_space: gym.Space,
-    simplex_segments: Optional[Sequence[int]],
-    config: Dict,
-):
-    """The action head for an action space (see module docstring).
-
-    `simplex_segments` marks a Box as probability vectors (given by the env
-    wrapper for MPE's continuous mode); `config["simplex_box_actions"]` turns
-    that reading off.
-    """
-    temperature = config["gumbel_softmax_temperature"]
-    hard = config["gumbel_softmax_hard"]
-    if isinstance(action_space, gym.spaces.Discrete):
-        return GumbelSoftmaxHead([action_space.n], "discrete", temperature, hard)
-    if isinstance(action_space, gym.spaces.MultiDiscrete) and len(action_space.shape) == 1:
-        return GumbelSoftmaxHead(list(action_space.nvec), "multi_discrete", temperature, hard)
-    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-        if simplex_segments and config["simplex_box_actions"]:
-            if sum(simplex_segments) != action_space.shape[0]:
-                raise ValueError(
-                    f"simplex segments {list(simplex_segments)} do not add up to the "
-                    f"action size {action_space.shape[0]}; fix the env's "
-                    "`action_simplex_segments`."
-                )
-            return GumbelSoftmaxHead(simplex_segments, "simplex", temperature, hard)
-        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-            raise ValueError(
-                f"MADDPG needs a bounded Box action space, got {action_space}: give the "
-                "env's action space finite low/high (the actor squashes with tanh)."
-            )
-        return GaussianBoxHead(action_space.low, action_space.high)
-    raise ValueError(
-        f"MADDPG does not support the action space {action_space}: use Box (1-D, "
-        "bounded), Discrete or MultiDiscrete (1-D), e.g. flatten a Dict/Tuple space "
-        "in an env wrapper."
-    )
-
-
 class PolicyApproximator(nn.Module):
     """mu_hat_i^j: agent i's model of agent j's policy, from o_j alone (paper section 4.2).
 
@@ -216,7 +92,7 @@ class PolicyApproximator(nn.Module):
         out = self.net(obs)
         if self.segments:
             return torch.cat([
-                losses.gumbel_softmax(x, self.temperature, self.hard)
+                gumbel_softmax(x, self.temperature, self.hard)
                 for x in torch.split(out, self.segments, -1)
             ], -1)
         return torch.tanh(out.chunk(2, -1)[0])

@@ -1,13 +1,13 @@
 """MADDPGTorchPolicy: one agent's actor, critic and optimizers, wired to RLlib.
 
-The math is in `losses.py`, the networks in `models.py`, the joint data in
-`joint_batch.py`; this class connects them to RLlib's old-stack Policy API:
+The math is in `losses.py`, the update in `update.py`, the networks in
+`models.py`, acting in `actions.py`, the joint data in `joint_batch.py`; this class connects them to RLlib's old-stack Policy API:
 
 - `compute_actions_from_input_dict`: decentralized execution, a_i from o_i
   only, plus the action as the critic sees it (CRITIC_ACTION);
 - `postprocess_trajectory`: attaches every agent's columns (joint_batch);
-- `learn_on_batch`: one MADDPG update of agent i on a joint minibatch that
-  already carries the target actions a'_j.
+- `learn_on_batch`: one MADDPG update of agent i (update.py) on a joint
+  minibatch that already carries the target actions a'_j.
 """
 
 import functools
@@ -24,9 +24,10 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.spaces.space_utils import unbatch
 
 from rllib_maddpg import joint_batch as jb
-from rllib_maddpg import losses
+from rllib_maddpg import update
 from rllib_maddpg.config import MADDPGConfig
-from rllib_maddpg.models import MADDPGModel, PolicyApproximator, make_action_head
+from rllib_maddpg.actions import make_action_head
+from rllib_maddpg.models import MADDPGModel, PolicyApproximator
 
 
 @functools.lru_cache(maxsize=1)
@@ -243,174 +244,22 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             sample_batch, other_agent_batches, self.agents, self.agent_index
         )
 
-    # --- learning --------------------------------------------------------------
+    # --- learning (the update itself: update.py) -------------------------------
 
     @override(TorchPolicyV2)
     def learn_on_batch(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict:
-        """One MADDPG update of agent i (Algorithm 1, inner loop) on a joint minibatch.
-
-        `batch` holds the joint columns as torch tensors, including the
-        target actions a'_j (see joint_batch.attach_target_actions). With a
-        policy ensemble, `actor_batches[k]` is a minibatch from sub-policy k's
-        own buffer D_i^(k) (paper eq. 9); the critic learns from `batch`.
-        """
-        stats = self.update_inference(batch) if self.inferred_agents else {}
-        stats.update(self.update_critic(batch))
-        stats.update(self.update_actor(batch, actor_batches))
-        self.update_targets()
+        """One MADDPG update of agent i (update.update_agent) on a joint minibatch
+        that already carries the target actions a'_j (joint_batch.attach_target_actions)."""
+        stats = update.update_agent(self, batch, actor_batches)
         self.num_grad_updates += 1
         return {"learner_stats": stats}
 
-    # Each phase of an update: a loss on a minibatch, then one optimizer step on
-    # some nets. `update_*` does both; data-parallel learners compute the
-    # gradients of the loss on shards and apply their average (learners.py).
-
-    def update_inference(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        """Fit mu_hat_i^j to agent j's replayed actions, for every inferred j (eq. 7)."""
-        return self._update("inference", *self.inference_loss(batch))
-
-    def update_critic(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)."""
-        return self._update("critic", *self.critic_loss(batch))
-
-    def update_actor(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict[str, float]:
-        """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D.
-
-        With a policy ensemble, sub-policy k ascends the same objective on its
-        own buffer's minibatch, scaled by 1/K (paper eq. 9).
-        """
-        return self._update("actor", *self.actor_loss(batch, actor_batches))
-
-    def inference_loss(self, batch: Dict[str, torch.Tensor]):
-        total, stats = 0.0, {}
-        for k in self.inferred_agents:
-            approx = self.model.approximators[str(k)]
-            obs, actions = batch[jb.obs_col(k)], batch[jb.actions_col(k)]
-            log_prob, entropy = approx.log_prob_and_entropy(obs, actions)
-            total = total + losses.policy_inference_loss(
-                log_prob, entropy, self.config["policy_inference_entropy"]
-            )
-            with torch.no_grad():
-                error = (approx.expected_action(obs) - actions).abs().mean().item()
-            stats[f"inference_action_error/{self.agents[k].agent_id}"] = error
-        return total, stats
-
-    def critic_loss(self, batch: Dict[str, torch.Tensor]):
-        i, seen, model = self.agent_index, self.critic_agents, self.model
-        with torch.no_grad():
-            target_q_tp1 = model.q(
-                model.target_critic,
-                jb.gather(batch, jb.new_obs_col, seen),
-                self.critic_target_actions(batch),
-            )
-        y = losses.critic_target(
-            batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], target_q_tp1,
-            self.config["gamma"],
-        )
-        q_t = model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
-                      jb.gather(batch, jb.actions_col, seen))
-        stats = {"q_mean": q_t.mean().item(), "target_y_mean": y.mean().item()}
-        return losses.critic_loss(q_t, y), stats
-
-    def actor_loss(self, batch: Dict[str, torch.Tensor], actor_batches=None):
-        model = self.model
-        # The critic's weights are frozen here: grad_a_i Q_i flows to theta_i only.
-        critic_params = self.params["critic"]
-        for p in critic_params:
-            p.requires_grad_(False)
-        try:
-            if self.num_subpolicies == 1:
-                return self._actor_loss(batch, 0), {}
-            loss = sum(self._actor_loss(b, k) for k, b in (actor_batches or {}).items())
-            return loss / self.num_subpolicies, {}
-        finally:
-            for p in critic_params:
-                p.requires_grad_(True)
-
-    def critic_target_actions(self, batch: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
-        """a'_k for the agents the critic sees: from the true target actors
-        (joint_batch.attach_target_actions) or, with policy inference, from
-        agent i's own approximations mu_hat'_i^k (paper eq. 8)."""
-        model = self.model
-        return [
-            model.target_approximators[str(k)].target_action(batch[jb.new_obs_col(k)])
-            if k in self.inferred_agents
-            else batch[jb.target_actions_col(k)]
-            for k in self.critic_agents
-        ]
-
-    def _actor_loss(self, batch: Dict[str, torch.Tensor], k: int) -> torch.Tensor:
-        i, seen, model = self.agent_index, self.critic_agents, self.model
-        pre_activation = model.actors[k](batch[jb.obs_col(i)])
-        act_n = jb.gather(batch, jb.actions_col, seen)
-        act_n[seen.index(i)] = self.action_head.policy_action(pre_activation)
-        q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), act_n)
-        return losses.actor_loss(q_pi, pre_activation, self.config["actor_regularization"])
-
-    def phase_nets(self, phase: str):
-        """(optimizer, nets clipped separately) of an update phase."""
-        model = self.model
-        return {
-            "actor": (self._optimizers[0], list(model.actors)),
-            "critic": (self._optimizers[1], [model.critic]),
-            "inference": (self._optimizers[-1], [model.approximators]),
-        }[phase]
+    def phase_optimizer(self, phase: str) -> torch.optim.Optimizer:
+        """The optimizer of an update phase (update.PHASES)."""
+        return self._optimizers[{"actor": 0, "critic": 1, "inference": -1}[phase]]
 
     def phase_params(self, phase: str) -> List[List[torch.Tensor]]:
-        """The parameter lists of `phase_nets(phase)`, one per net clipped separately."""
+        """The parameters an update phase trains, one list per net clipped separately."""
         if phase == "actor":
             return [self.params[f"actors.{k}"] for k in range(self.num_subpolicies)]
         return [self.params["critic" if phase == "critic" else "approximators"]]
-
-    def _update(self, phase: str, loss, stats: Dict[str, float]) -> Dict[str, float]:
-        if not torch.is_tensor(loss):  # nothing to learn yet (an empty ensemble buffer)
-            return stats
-        optimizer, nets = self.phase_nets(phase)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        stats[f"{phase}_loss"] = loss.item()
-        stats[f"{phase}_grad_norm"] = self.clip_and_step(phase)
-        return stats
-
-    def clip_and_step(self, phase: str) -> float:
-        """Clip the gradients of `phase` (see `clip_gradients`), then step its optimizer.
-
-        Returns the (mean over nets) global gradient norm before clipping.
-        """
-        optimizer = self.phase_nets(phase)[0]
-        clip, scope = self.config["grad_norm_clipping"], self.config["grad_norm_clipping_scope"]
-        norms = []
-        for net_params in self.phase_params(phase):
-            grads = [p.grad for p in net_params if p.grad is not None]
-            if grads:
-                norms.append(clip_gradients(grads, clip, scope))
-        optimizer.step()
-        return float(np.mean(norms)) if norms else 0.0
-
-    def update_targets(self) -> None:
-        """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actor and the critic."""
-        params, tau = self.params, self.config["tau"]
-        losses.soft_update(params["target_critic"], params["critic"], tau)
-        losses.soft_update(params["target_actors"], params["actors"], tau)
-        if self.inferred_agents:
-            losses.soft_update(params["target_approximators"], params["approximators"], tau)
-
-
-def clip_gradients(grads: List[torch.Tensor], clip: Optional[float], scope: str) -> float:
-    """Clips one net's gradients in place; returns their global norm before clipping.
-
-    scope "variable": each tensor g on its own, g * clip / max(|g|, clip), as
-    the original code's `minimize_and_clip` (tf.clip_by_norm per variable).
-    scope "network": all of the net's tensors together by their global norm
-    (torch's clip_grad_norm_). `clip` None: no clipping.
-    """
-    per_tensor = torch.stack(torch._foreach_norm(grads))
-    total = float(torch.linalg.vector_norm(per_tensor))
-    if clip is None:
-        return total
-    if scope == "variable":
-        scale = (clip / per_tensor.clamp_min(clip)).unbind()
-        torch._foreach_mul_(grads, scale)
-    else:
-        torch._foreach_mul_(grads, min(1.0, clip / (total + 1e-6)))
-    return total

@@ -34,6 +34,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 
 from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.env_checks import not_lockstep
 
 
 class LockstepEnvRunner(RolloutWorker):
@@ -107,11 +108,7 @@ class LockstepSampler:
 
     @staticmethod
     def _missing(agent_id, t: int):
-        raise RuntimeError(
-            f"agent {agent_id!r} got no observation at step {t} of an episode: "
-            "MADDPG needs every agent to act at every step until the episode ends "
-            "(keep done agents in the episode, e.g. with zero reward, until all are done)."
-        )
+        raise not_lockstep(f"agent {agent_id!r} got no observation at step {t} of an episode")
 
     def _reset(self, e: int) -> None:
         obs, _ = self.envs[e].reset()

@@ -31,21 +31,11 @@ from pettingzoo import AECEnv, ParallelEnv
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import register_env
 
+from rllib_maddpg.env_checks import not_finite, not_lockstep
+
 AgentID = str
 
 SUPPORTED_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
-
-_NOT_FINITE_FIX = {
-    "observation": "Check the env's dynamics/observation code for this agent, or "
-    "clip the observations (values beyond float32 range also become inf here).",
-    "reward": "Check the env's reward code for this agent, or clip the rewards.",
-}
-
-_LOCKSTEP_FIX = (
-    "MADDPG needs every agent to act every step; make agents stay until the "
-    "episode ends, e.g. keep them with zero reward/observation after they are done."
-)
-
 
 @runtime_checkable
 class ActionAdapter(Protocol):
@@ -202,9 +192,9 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
             try:
                 action = action_dict[agent]
             except KeyError:
-                raise RuntimeError(
+                raise not_lockstep(
                     f"action_dict has no action for agent {agent!r} at step "
-                    f"{self._episode_step + 1} of the episode. {_LOCKSTEP_FIX}"
+                    f"{self._episode_step + 1} of the episode"
                 ) from None
             env_actions[agent] = action if convert is None else convert(action)
         return env_actions
@@ -225,9 +215,9 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
             self._episode_over = True
         else:
             done = [a for a in self.possible_agents if terminateds[a] or truncateds[a]]
-            raise RuntimeError(
+            raise not_lockstep(
                 f"Agent(s) {done} finished at step {self._episode_step} of the "
-                f"episode while other agents continue. {_LOCKSTEP_FIX}"
+                "episode while other agents continue"
             )
         terminateds["__all__"] = all_terminated
         truncateds["__all__"] = all_truncated
@@ -242,7 +232,7 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
             if agent in self._box_obs_agents:
                 o = np.asarray(o, dtype=np.float32)
                 if not np.isfinite(o).all():
-                    self._raise_not_finite(agent, "observation", o)
+                    raise not_finite(agent, "observation", self._episode_step, o)
             out[agent] = o
         return out
 
@@ -250,37 +240,29 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         try:
             out = {agent: rewards[agent] for agent in self.possible_agents}
         except KeyError as e:
-            raise RuntimeError(
+            raise not_lockstep(
                 f"The env returned no reward for agent {e.args[0]!r} at step "
-                f"{self._episode_step} of the episode. {_LOCKSTEP_FIX}"
+                f"{self._episode_step} of the episode"
             ) from None
         # One check for all agents; find the culprit only when it fails.
         if not math.isfinite(sum(out.values())):
             for agent, r in out.items():
                 if not math.isfinite(r):
-                    self._raise_not_finite(agent, "reward", r)
+                    raise not_finite(agent, "reward", self._episode_step, r)
         return out
 
     def _raise_obs_key_error(self, obs: Mapping):
         missing = [a for a in self.possible_agents if a not in obs]
         if missing:
-            raise RuntimeError(
+            raise not_lockstep(
                 f"Agent(s) {missing} missing from the observations the env returned "
-                f"at step {self._episode_step} of the episode. "
-                f"{_LOCKSTEP_FIX}"
+                f"at step {self._episode_step} of the episode"
             )
         unknown = sorted(set(obs) - self._agent_ids, key=str)
         raise RuntimeError(
             f"The env returned observations for agent(s) {unknown} at step "
             f"{self._episode_step} that are not in possible_agents "
             f"{self.possible_agents}. Fix the env's possible_agents."
-        )
-
-    def _raise_not_finite(self, agent: AgentID, kind: str, value: Any):
-        raise ValueError(
-            f"Non-finite {kind} (NaN or inf) for agent {agent!r} at step "
-            f"{self._episode_step} of the episode: {value!r}. "
-            f"{_NOT_FINITE_FIX[kind]}"
         )
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rllib_maddpg import joint_batch as jb
+from rllib_maddpg import update
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from support import OBS_DIMS, build_policies, random_joint_batch
 
@@ -78,7 +79,7 @@ def test_critic_step_changes_only_agent_i_critic():
     batch = random_joint_batch(config._maddpg_agents)
     jb.attach_target_actions(batch, policies)
     before = snapshot(policies)
-    policies[1].update_critic(batch)
+    update.step_phase(policies[1], "critic", batch)
     after = snapshot(policies)
     for k in range(3):
         for name in before[k]:
@@ -91,7 +92,7 @@ def test_actor_step_changes_only_agent_i_actor():
     batch = random_joint_batch(config._maddpg_agents)
     before = snapshot(policies)
     for i in range(3):
-        policies[i].update_actor(batch)
+        update.step_phase(policies[i], "actor", batch)
         after = snapshot(policies)
         for k in range(3):
             for name in before[k]:
@@ -108,7 +109,7 @@ def test_target_update_moves_targets_by_tau():
         for param in p.model.actor.parameters():
             param.add_(1.0)
     old_target = params(p.model.target_actor)
-    p.update_targets()
+    update.soft_update_targets(p)
     for old, online, new in zip(old_target, p.model.actor.parameters(),
                                 p.model.target_actor.parameters()):
         torch.testing.assert_close(new, 0.5 * old + 0.5 * online.detach())
@@ -138,7 +139,7 @@ def test_critic_loss_reads_agent_i_columns_like_a_numpy_reference(agent):
     y = (np_batch[jb.rewards_col(agent)] + 0.9 * (1 - np_batch[jb.terminateds_col(agent)])
          * _numpy_mlp(p.model.target_critic, x_tp1))
     expected = np.mean((_numpy_mlp(p.model.critic, x) - y) ** 2)
-    stats = p.update_critic(batch)
+    stats = update.step_phase(p, "critic", batch)
     assert stats["critic_loss"] == pytest.approx(expected, rel=1e-4)
 
 
@@ -187,16 +188,16 @@ def test_policy_inference_targets_read_only_agent_is_own_approximations():
     for k in (0, 2):  # the true target actions of the others: agent 1 must not read them
         poisoned[jb.target_actions_col(k)] = torch.full_like(batch[jb.target_actions_col(k)], float("nan"))
     torch.manual_seed(0)
-    clean = policies[1].critic_target_actions(batch)
+    clean = update.critic_target_actions(policies[1], batch)
     torch.manual_seed(0)
-    dirty = policies[1].critic_target_actions(poisoned)
+    dirty = update.critic_target_actions(policies[1], poisoned)
     for a, b in zip(clean, dirty):
         torch.testing.assert_close(a, b)
     assert all(torch.isfinite(a).all() for a in dirty)
     # Agent 1's own target action is its own target actor's.
     torch.testing.assert_close(dirty[1], batch[jb.target_actions_col(1)])
     # And without inference, the true target actions are used as they are.
-    assert torch.isnan(policies[0].critic_target_actions(poisoned)[2]).all()
+    assert torch.isnan(update.critic_target_actions(policies[0], poisoned)[2]).all()
 
 
 def test_inference_step_fits_the_approximations_only():
@@ -204,7 +205,7 @@ def test_inference_step_fits_the_approximations_only():
     batch = random_joint_batch(config._maddpg_agents)
     p = policies[0]
     before = {name: params(getattr(p.model, name)) for name in ("actor", "critic", "approximators")}
-    losses_seen = [p.update_inference(batch)["inference_loss"] for _ in range(30)]
+    losses_seen = [update.step_phase(p, "inference", batch)["inference_loss"] for _ in range(30)]
     assert losses_seen[-1] < losses_seen[0]
     assert same(before["actor"], p.model.actor) and same(before["critic"], p.model.critic)
     assert not same(before["approximators"], p.model.approximators)
@@ -218,7 +219,7 @@ def test_ensemble_sub_policy_k_learns_only_from_its_own_minibatch():
     assert len(p.model.actors) == 3 and len(p.model.target_actors) == 3
     batch = random_joint_batch(config._maddpg_agents)
     before = [params(actor) for actor in p.model.actors]
-    p.update_actor(batch, actor_batches={1: random_joint_batch(config._maddpg_agents, seed=3)})
+    update.step_phase(p, "actor", batch, actor_batches={1: random_joint_batch(config._maddpg_agents, seed=3)})
     changed = [not same(b, actor) for b, actor in zip(before, p.model.actors)]
     assert changed == [False, True, False]
 
@@ -272,7 +273,7 @@ def test_torch_default_init_is_kept_as_an_option():
 
 
 def test_gradient_clipping_per_variable_and_per_network():
-    from rllib_maddpg.policy import clip_gradients
+    from rllib_maddpg.update import clip_gradients
 
     def grads():
         return [torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4]), torch.tensor([0.0, 12.0])]

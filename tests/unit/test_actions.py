@@ -1,0 +1,48 @@
+"""Acting and exploring (actions.py): Gumbel-Softmax samples on hand-made logits."""
+
+import numpy as np
+import pytest
+import torch
+
+from rllib_maddpg.actions import gumbel_softmax
+
+pytestmark = pytest.mark.unit
+
+
+def test_gumbel_softmax_soft_sample_is_on_the_simplex_and_differentiable():
+    torch.manual_seed(0)
+    logits = torch.tensor([[1.0, 0.0, -1.0]] * 5, requires_grad=True)
+    a = gumbel_softmax(logits, temperature=1.0, hard=False)
+    assert torch.all(a > 0)
+    np.testing.assert_allclose(a.sum(-1).detach().numpy(), 1.0, rtol=1e-6)
+    assert len({tuple(row) for row in a.detach().numpy().round(4)}) > 1  # noisy
+    a[:, 0].sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_gumbel_softmax_hard_is_one_hot_with_the_soft_gradient():
+    logits = torch.tensor([[0.3, 1.2, -0.4, 0.0]], requires_grad=True)
+    torch.manual_seed(1)
+    hard = gumbel_softmax(logits, 0.7, hard=True)
+    assert sorted(hard.detach().numpy().ravel().tolist()) == [0.0, 0.0, 0.0, 1.0]
+    (hard * torch.arange(4.0)).sum().backward()
+    grad_hard = logits.grad.clone()
+    logits.grad = None
+    torch.manual_seed(1)  # same Gumbel noise
+    soft = gumbel_softmax(logits, 0.7, hard=False)
+    (soft * torch.arange(4.0)).sum().backward()
+    np.testing.assert_allclose(grad_hard.numpy(), logits.grad.numpy(), rtol=1e-6)
+    assert soft.argmax().item() == hard.argmax().item()
+
+
+def test_gumbel_softmax_without_noise_is_softmax_and_argmax_follows_the_probabilities():
+    logits = torch.tensor([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(
+        gumbel_softmax(logits, 2.0, hard=False, noise=False).numpy(),
+        torch.softmax(logits / 2.0, -1).numpy(), rtol=1e-6,
+    )
+    # Gumbel-max: argmax of the noisy logits is a sample of softmax(logits).
+    torch.manual_seed(0)
+    samples = gumbel_softmax(logits.expand(20000, 3), 1.0, hard=True).argmax(-1)
+    freq = np.bincount(samples.numpy(), minlength=3) / 20000
+    np.testing.assert_allclose(freq, torch.softmax(logits, -1).numpy(), atol=0.015)

@@ -1,4 +1,4 @@
-"""End-to-end tests of the `rllib` command (rllib_maddpg/cli.py), run as subprocesses.
+"""End-to-end tests of the `rllib` command (rllib_maddpg/cli/), run as subprocesses.
 
 One tiny training run (module fixture) feeds the evaluate/render tests; the
 input-error tests never start Ray.

@@ -66,13 +66,13 @@ def checkpoint_counters(checkpoint):
 
 def recorded_checkpoint(run_dir):
     """The trial's latest checkpoint as Tune's saved experiment state records it."""
-    from rllib_maddpg.cli import _recorded_trials
+    from rllib_maddpg.cli.run import recorded_results
 
     try:
-        (trial,) = _recorded_trials(run_dir)
-    except (OSError, ValueError):  # not written yet, or being written
+        _, (result,) = recorded_results(run_dir, "MADDPG")
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # not written yet, or being written
         return None
-    return trial.checkpoint.path if trial.checkpoint else None
+    return result.checkpoint.path if result.checkpoint else None
 
 
 def progress_lines(stdout):
@@ -140,7 +140,7 @@ def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path, ray_tm
 
     # 2. While another process holds the run (here: this test, as a running
     #    first run or resume would), a --resume is refused and touches nothing.
-    from rllib_maddpg.cli import lock_run_dir
+    from rllib_maddpg.cli.run import lock_run_dir
 
     holder = lock_run_dir(run_dir)
     try:

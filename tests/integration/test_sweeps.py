@@ -3,6 +3,7 @@
 import argparse
 import importlib.util
 import io
+import itertools
 import os
 
 import pytest
@@ -45,18 +46,20 @@ def test_asha_sweep_reports_the_best_trial_and_its_checkpoint(ray_local, tmp_pat
 
 @pytest.mark.unit
 def test_sweep_yaml_is_a_4_trial_grid_over_actor_lr_and_tau(tmp_path):
-    from rllib_maddpg import cli
+    from rllib_maddpg.cli import experiments as cli
 
     path = os.path.join(REPO, "tuned_examples", "sweep_simple_spread.yaml")
     (name, raw), = cli.load_experiment_file(path).items()
     args = argparse.Namespace(storage_path=str(tmp_path), checkpoint_freq=None, checkpoint_at_end=None)
     spec = cli.prepare_experiment(name, raw, {}, {}, args)  # validates every grid value
     assert spec.num_trials == 4
-    grids = dict(cli._find_grids(spec.config))
-    assert grids == {("actor_lr",): [0.01, 0.001], ("tau",): [0.01, 0.05]}
+    grids = {key: spec.config[key] for key in ("actor_lr", "tau")}
+    assert grids == {"actor_lr": {"grid_search": [0.01, 0.001]}, "tau": {"grid_search": [0.01, 0.05]}}
+    assert sorted((v["actor_lr"], v["tau"]) for v in spec.variants) == sorted(
+        itertools.product([0.01, 0.001], [0.01, 0.05]))
     # The rest is the tuned example's setup.
     (tuned,) = cli.load_experiment_file(os.path.join(REPO, "tuned_examples", "simple_spread.yaml")).values()
-    assert spec.stop == cli._flatten_stop(tuned["stop"], "")
+    assert spec.stop == cli.flatten_stop(tuned["stop"], "")
     for key, value in tuned["config"].items():
         if key not in ("actor_lr", "tau"):
             assert spec.config[key] == value, key

@@ -1,0 +1,143 @@
+"""What `rllib train` prints: a line per trial per iteration while Tune runs, then a summary.
+
+The live lines come from a ray.tune.Callback; the summary and the exit code
+from the ResultGrid that `Tuner.fit()` returns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any, Dict, Optional
+
+from ray import tune
+
+from rllib_maddpg.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TRIAL_ERROR, did_you_mean
+from rllib_maddpg.cli.experiments import flatten
+
+RETURNS_KEY = "env_runners/policy_reward_mean"
+TERMINATED, ERROR, INTERRUPTED = "TERMINATED", "ERROR", "INTERRUPTED"
+
+
+class ProgressCallback(tune.Callback):
+    """Prints each trial's iterations, checkpoints and end as Tune reports them.
+
+    Tune saves it with the run config in the run's tuner.pkl, so a `--resume`
+    (Tuner.restore) gets it back with the stop criteria the run started with.
+    """
+
+    def __init__(self, stop: Dict[str, Any], several_trials: bool):
+        self.stop = stop
+        self.several_trials = several_trials
+        self._stop_keys_checked = False
+
+    def _print(self, trial, text: str, err: bool = False) -> None:
+        prefix = f"[{trial_label(trial.experiment_tag, trial.trial_id)}] " if self.several_trials else ""
+        print(prefix + text, file=sys.stderr if err else sys.stdout, flush=True)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        steps = result.get("num_env_steps_sampled_lifetime")
+        this_iter, seconds = result.get("num_env_steps_sampled_this_iter"), result.get("time_this_iter_s")
+        rate = f"{this_iter / seconds:7.0f}" if this_iter and seconds else "      -"
+        steps_text = f"{steps:>10,}" if isinstance(steps, (int, float)) else "         -"
+        self._print(trial, f"iter {result.get('training_iteration', 0):>4} | env steps {steps_text} | "
+                           f"{rate} steps/s | {format_returns(result)} | "
+                           f"{format_duration(result.get('time_total_s'))}")
+        if not self._stop_keys_checked:
+            self._stop_keys_checked = True
+            flat = flatten(result)
+            for key in self.stop:
+                if key not in flat:
+                    self._print(trial, f"rllib: warning: stop criterion {key!r} is not in the results, "
+                                       f"so it never stops a trial.{did_you_mean(key, flat)}", err=True)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self._print(trial, f"checkpoint saved: {checkpoint.path}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        flat = flatten(trial.last_result)
+        reached = [f"{key} >= {value:g}" for key, value in self.stop.items()
+                   if isinstance(flat.get(key), (int, float)) and flat[key] >= value]
+        self._print(trial, f"done: stop criterion reached ({', '.join(reached)})" if reached
+                    else "done: finished (the trainable reported done)")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._print(trial, f"trial failed: {last_line(trial.error_file) or 'see the error file'}\n"
+                           f"  error file: {trial.error_file}", err=True)
+
+
+def trial_status(result) -> str:
+    """TERMINATED, ERROR or INTERRUPTED (not finished: Ctrl-C, or the run was killed)."""
+    if result.error is not None:
+        return ERROR
+    return TERMINATED if result.metrics.get("done") else INTERRUPTED
+
+
+def trial_label(experiment_tag: Optional[str], trial_id: Optional[str]) -> str:
+    """`trial 0`, or the grid values of the trial (`0_tau=0.0100`)."""
+    tag = experiment_tag or trial_id or "?"
+    return (tag if "=" in tag else f"trial {tag}")[:40]
+
+
+def result_label(result) -> str:
+    label = trial_label(result.metrics.get("experiment_tag"), result.metrics.get("trial_id"))
+    return label if result.metrics else os.path.basename(result.path)
+
+
+def report(name: str, run_dir: str, seconds: float, results) -> int:
+    """Prints a line per trial of Tune's ResultGrid (with those a resumed run had finished
+    before); returns the exit code: 1 if a trial errored, 130 if one is unfinished (Ctrl-C)."""
+    print(f"== {name}: summary ({format_duration(seconds)}; results in {run_dir})")
+    if not len(results):
+        print("   no trial reported a result")
+    statuses = [trial_status(result) for result in results]
+    for result, status in zip(results, statuses):
+        metrics, error_file = result.metrics, os.path.join(result.path, "error.txt")
+        iterations = metrics.get("training_iteration", 0)
+        shown = f"ERROR: {last_line(error_file)}" if status == ERROR else status
+        print(f"   {result_label(result)}: {shown}, {iterations} iteration{'s' * (iterations != 1)}, "
+              f"{metrics.get('num_env_steps_sampled_lifetime') or 0:,} env steps, {format_returns(metrics)}")
+        if result.checkpoint:
+            print(f"      last checkpoint: {result.checkpoint.path}")
+        elif status == INTERRUPTED:
+            print("      no checkpoint yet (--checkpoint-freq N saves one every N iterations)")
+        if status == ERROR:
+            print(f"      error file: {error_file}")
+    sys.stdout.flush()
+    if ERROR in statuses:
+        return EXIT_TRIAL_ERROR
+    return EXIT_INTERRUPTED if INTERRUPTED in statuses or not statuses else EXIT_OK
+
+
+def last_line(path: Optional[str]) -> str:
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    seconds = int(round(seconds or 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _format_return(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def format_returns(result: Dict[str, Any]) -> str:
+    """`return agent_0=-3.10 agent_1=... (sum ...)`: the mean episode return per policy."""
+    prefix = RETURNS_KEY + "/"
+    returns = {k[len(prefix):]: v for k, v in flatten(result).items() if k.startswith(prefix)}
+    if not returns:
+        return "return -"
+    parts = " ".join(f"{pid}={_format_return(v)}" for pid, v in sorted(returns.items()))
+    values = [float(v) for v in returns.values() if _format_return(v) != "-"]
+    team = f" (sum {sum(values):.2f})" if len(returns) > 1 and len(values) == len(returns) else ""
+    return f"return {parts}{team}"

@@ -1,0 +1,50 @@
+"""The run-directory rules of `rllib train` (rllib_maddpg/cli/run.py), without Ray."""
+
+import os
+
+import pytest
+
+from rllib_maddpg.cli.errors import UsageError
+from rllib_maddpg.cli.experiments import flatten_stop
+from rllib_maddpg.cli.run import _new_run_name, lock_run_dir, set_aside_unrecorded_checkpoints
+
+pytestmark = pytest.mark.unit
+
+
+def test_checkpoints_after_the_recorded_one_are_moved_aside_never_overwritten(tmp_path, capsys):
+    for name in ("checkpoint_000000", "checkpoint_000001", "checkpoint_000002", "unrecorded_checkpoint_000002"):
+        os.makedirs(tmp_path / name)
+    set_aside_unrecorded_checkpoints(str(tmp_path), str(tmp_path / "checkpoint_000000"))
+    assert sorted(os.listdir(tmp_path)) == [
+        "checkpoint_000000", "unrecorded_checkpoint_000001", "unrecorded_checkpoint_000002",
+        "unrecorded_checkpoint_000002_2"]
+    assert "checkpoint_000002 was written after Tune's last record" in capsys.readouterr().out
+    set_aside_unrecorded_checkpoints(str(tmp_path), None)  # none recorded: all are set aside
+    assert "checkpoint_000000" not in os.listdir(tmp_path)
+
+
+def test_a_new_run_never_reuses_a_directory(tmp_path):
+    assert _new_run_name(str(tmp_path), "exp") == "exp"
+    os.makedirs(tmp_path / "exp")
+    first = _new_run_name(str(tmp_path), "exp")
+    os.makedirs(tmp_path / first)
+    second = _new_run_name(str(tmp_path), "exp")
+    assert first.startswith("exp_20") and second.startswith("exp_20")  # exp_<date>_<time>[_2]
+    assert not os.path.exists(tmp_path / second)
+
+
+def test_the_run_lock_refuses_a_second_holder(tmp_path):
+    held = lock_run_dir(str(tmp_path))
+    try:
+        with pytest.raises(UsageError, match=f"pid {os.getpid()}"):
+            lock_run_dir(str(tmp_path))
+    finally:
+        held.close()
+    lock_run_dir(str(tmp_path)).close()  # free again once the holder let go
+
+
+def test_stop_criteria_are_flat_numbers():
+    assert flatten_stop({"env_runners": {"episode_return_mean": 5}, "training_iteration": 3}, "x") == {
+        "env_runners/episode_return_mean": 5, "training_iteration": 3}
+    with pytest.raises(UsageError, match="must be a number"):
+        flatten_stop({"training_iteration": "10"}, "x")

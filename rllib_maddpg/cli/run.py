@@ -238,8 +238,8 @@ def recorded_results(run_dir: str, trainable) -> Tuple[Any, list]:
     try:
         tuner = tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True, restart_errored=False)
-    except ValueError as e:  # e.g. the file's `run` is not the trainable the run used
-        raise UsageError(f"cannot resume {run_dir}: {e}") from e
+    except (ValueError, AttributeError, ImportError) as e:  # another trainable, or code that is gone
+        raise UsageError(f"cannot resume {run_dir}: {type(e).__name__}: {e}") from e
     try:
         return tuner, list(tuner.get_results())
     except RuntimeError:  # no experiment state recorded yet: the trials start from scratch

@@ -66,11 +66,12 @@ def checkpoint_counters(checkpoint):
 
 def recorded_checkpoint(run_dir):
     """The trial's latest checkpoint as Tune's saved experiment state records it."""
+    from rllib_maddpg.cli.errors import UsageError
     from rllib_maddpg.cli.run import recorded_results
 
     try:
         _, (result,) = recorded_results(run_dir, "MADDPG")
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # not written yet, or being written
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, UsageError):  # not written yet, or being written
         return None
     return result.checkpoint.path if result.checkpoint else None
 

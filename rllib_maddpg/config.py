@@ -435,6 +435,21 @@ class MADDPGConfig(AlgorithmConfig):
             self._maddpg_probe = (env_key, _probe_env(self))
         agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe[1]
 
+        table = self.policy_mapping_fn
+        if isinstance(table, dict):
+            # A YAML-friendly mapping {agent id: policy id}: agents it leaves out
+            # keep their own policy; the policies are the ones it names.
+            unknown = sorted(set(map(str, table)) - set(map(str, agent_ids)))
+            if unknown:
+                raise ValueError(
+                    f"policy_mapping_fn names agents {unknown} that the env does not have "
+                    f"(agents: {agent_ids})."
+                )
+            by_name = {str(k): str(v) for k, v in table.items()}
+            self.policy_mapping_fn = AgentToPolicy(
+                {a: by_name.get(str(a), str(a)) for a in agent_ids})
+            if set(self.policies) == {DEFAULT_POLICY_ID}:
+                self.policies = {pid: PolicySpec() for pid in self.policy_mapping_fn.mapping.values()}
         user_policies = set(self.policies) != {DEFAULT_POLICY_ID}
         mapping = {}
         for agent_id in agent_ids:

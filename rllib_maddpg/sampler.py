@@ -177,8 +177,11 @@ class LockstepSampler:
                 for k in group:
                     obs[k].append(self._obs[k].copy())
                     new_obs[k].append(np.zeros_like(self._obs[k]))
-                inputs = {SampleBatch.OBS: np.concatenate([self._obs[k] for k in group]),
-                          SampleBatch.AGENT_INDEX: np.repeat(group, E)}
+                if len(group) == 1:
+                    inputs = {SampleBatch.OBS: self._obs[group[0]]}
+                else:  # the group's agents stacked, and whose row is whose (joint index)
+                    inputs = {SampleBatch.OBS: np.concatenate([self._obs[k] for k in group]),
+                              SampleBatch.AGENT_INDEX: np.repeat(group, E)}
                 if agents[group[0]].num_subpolicies > 1:  # never shared
                     inputs[jb.SUBPOLICY] = self._subpolicy[:, group[0]]
                 action, _, extra = self.policies[group[0]].compute_actions_from_input_dict(inputs)

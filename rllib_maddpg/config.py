@@ -4,7 +4,7 @@ Every key has a default (`__init__`, the paper's or its original code's
 value), a keyword argument of `training()` with its paper symbol, and a range
 check in `validate()`; README's configuration table lists the same keys
 (tests/unit/test_config_docs.py checks that they agree). `validate()` also
-builds the env once to fix the joint agent order and one policy per agent.
+builds the env once to fix the joint agent order and the agents of each policy.
 
 This module imports neither the algorithm nor the policy at import time
 (maddpg.py and policy.py import it); it names them only when a config is
@@ -51,7 +51,8 @@ class MADDPGConfig(AlgorithmConfig):
 
     With no `multi_agent(policies=...)`, one policy per agent is built from
     the env's spaces, named after the agent (`str(agent_id)`), in the env's
-    `possible_agents` order.
+    `possible_agents` order. A policy that several agents are mapped to is
+    shared by them: one actor and one critic for the group (policy.py).
     """
 
     def __init__(self, algo_class=None):
@@ -111,6 +112,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.per_agent_learners = False
         self.data_parallel_learners = 1
         self.learner_resources = {"CPU": 1}
+        self.shared_policy_agent_id = False
 
         # Derived from the env by `validate()`: the joint agent order, and what
         # the env said about its agents (cached: building an env can be slow).
@@ -156,6 +158,7 @@ class MADDPGConfig(AlgorithmConfig):
         per_agent_learners: Optional[bool] = NotProvided,
         data_parallel_learners: Optional[int] = NotProvided,
         learner_resources: Optional[Dict[str, float]] = NotProvided,
+        shared_policy_agent_id: Optional[bool] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -263,6 +266,12 @@ class MADDPGConfig(AlgorithmConfig):
             learner_resources: Ray resources of each learner actor (per-agent
                 learner or gradient replica), e.g. {"CPU": 1} or
                 {"CPU": 1, "GPU": 1} or a custom resource to place them on a node.
+            shared_policy_agent_id: for a policy that several agents share
+                (multi_agent's policy_mapping_fn maps them to it), append the
+                one-hot of the agent's index within that group to the shared
+                actor's input o_i and to the shared critic's input (x, a, id_i);
+                False: the actor sees o_i alone (agents of one group then act
+                alike on alike observations). No effect on unshared policies.
 
         Returns:
             This updated MADDPGConfig object.
@@ -393,6 +402,7 @@ class MADDPGConfig(AlgorithmConfig):
               or (isinstance(self.subpolicy_for_acting, (int, np.integer)) and self.subpolicy_for_acting >= 0),
               "subpolicy_for_acting", "use None (draw per episode) or a sub-policy index >= 0")
         check(isinstance(self.per_agent_learners, bool), "per_agent_learners", "use True or False")
+        check(isinstance(self.shared_policy_agent_id, bool), "shared_policy_agent_id", "use True or False")
         check(isinstance(self.data_parallel_learners, (int, np.integer)) and self.data_parallel_learners >= 1,
               "data_parallel_learners", "use an integer >= 1 (1: no replicas)")
         check(not (self.independent_minibatches and (self.per_agent_learners or self.data_parallel_learners > 1)),
@@ -419,12 +429,27 @@ class MADDPGConfig(AlgorithmConfig):
                 raise ValueError(f"MADDPG does not read `{key}`: set {instead} instead.")
 
     def _resolve_agents(self) -> None:
-        """Fills the joint agent order and one policy per agent from the env."""
+        """Fills the joint agent order and each agent's policy (one per agent unless mapped otherwise) from the env."""
         env_key = (repr(self.env), repr(sorted(dict(self.env_config).items())))
         if self._maddpg_probe is None or self._maddpg_probe[0] != env_key:
             self._maddpg_probe = (env_key, _probe_env(self))
         agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe[1]
 
+        table = self.policy_mapping_fn
+        if isinstance(table, dict):
+            # A YAML-friendly mapping {agent id: policy id}: agents it leaves out
+            # keep their own policy; the policies are the ones it names.
+            unknown = sorted(set(map(str, table)) - set(map(str, agent_ids)))
+            if unknown:
+                raise ValueError(
+                    f"policy_mapping_fn names agents {unknown} that the env does not have "
+                    f"(agents: {agent_ids})."
+                )
+            by_name = {str(k): str(v) for k, v in table.items()}
+            self.policy_mapping_fn = AgentToPolicy(
+                {a: by_name.get(str(a), str(a)) for a in agent_ids})
+            if set(self.policies) == {DEFAULT_POLICY_ID}:
+                self.policies = {pid: PolicySpec() for pid in self.policy_mapping_fn.mapping.values()}
         user_policies = set(self.policies) != {DEFAULT_POLICY_ID}
         mapping = {}
         for agent_id in agent_ids:
@@ -432,11 +457,6 @@ class MADDPGConfig(AlgorithmConfig):
                 mapping[agent_id] = self.policy_mapping_fn(agent_id, None, worker=None)
             else:
                 mapping[agent_id] = str(agent_id)
-        if len(set(mapping.values())) != len(mapping):
-            raise ValueError(
-                f"MADDPG needs one policy per agent, but the policy mapping {mapping} "
-                "maps several agents to one policy: give each agent its own policy."
-            )
         from rllib_maddpg.policy import MADDPGTorchPolicy  # policy.py imports this module
 
         specs = {}
@@ -466,6 +486,7 @@ class MADDPGConfig(AlgorithmConfig):
                 raise ValueError(
                     f"{key} names unknown policies {unknown}; the policies are {sorted(specs)}."
                 )
+        _check_shared_spaces(mapping, obs_spaces, act_spaces)
         self.policies = specs
         self.policy_mapping_fn = AgentToPolicy(mapping)
         self.policies_to_train = None
@@ -475,6 +496,36 @@ class MADDPGConfig(AlgorithmConfig):
             for agent_id in agent_ids
         )
         self._validate_ensembles()
+        self._validate_sharing()
+
+    def _validate_sharing(self) -> None:
+        """Shared policies (several agents mapped to one) and what they cannot combine with."""
+        groups: Dict[str, List] = {}
+        for agent in self._maddpg_agents:
+            groups.setdefault(agent.policy_id, []).append(agent.agent_id)
+        shared = {pid: ids for pid, ids in groups.items() if len(ids) > 1}
+        if not shared:
+            return
+        if not self.use_lockstep_sampler:
+            raise ValueError(
+                f"policies {sorted(shared)} are shared by several agents ({shared}); shared "
+                "policies need MADDPG's lockstep sampler: set use_lockstep_sampler=True."
+            )
+        for pid in shared:
+            spec = self.policies[pid]
+            config = {**vars(self), **(spec.config or {})}
+            if int(config["num_subpolicies"]) > 1:
+                raise ValueError(
+                    f"policy {pid!r} is shared by agents {shared[pid]} and has a policy "
+                    "ensemble (num_subpolicies > 1): use one or the other."
+                )
+            infer = self.infer_other_policies
+            if infer is True or (isinstance(infer, (list, tuple)) and pid in infer):
+                raise ValueError(
+                    f"policy {pid!r} is shared by agents {shared[pid]}: policy inference "
+                    "(infer_other_policies) is for unshared policies; leave it out for "
+                    f"{pid!r} (e.g. infer_other_policies=[<unshared policy ids>])."
+                )
 
     def _validate_ensembles(self) -> None:
         sizes = {a.policy_id: a.num_subpolicies for a in self._maddpg_agents}
@@ -516,6 +567,24 @@ def _agent_spec(agent_id, policy_id: str, spec: PolicySpec, simplex_segments, co
         categorical_segments=tuple(head.segments) if hasattr(head, "segments") else None,
         num_subpolicies=int(config["num_subpolicies"]),
     )
+
+
+def _check_shared_spaces(mapping: Dict[Any, str], obs_spaces: Dict, act_spaces: Dict) -> None:
+    """Agents that share a policy share its actor and critic: their spaces must be the same."""
+    first: Dict[str, Any] = {}
+    for agent_id, policy_id in mapping.items():
+        if policy_id not in first:
+            first[policy_id] = agent_id
+            continue
+        other = first[policy_id]
+        for kind, spaces in (("observation", obs_spaces), ("action", act_spaces)):
+            if spaces[agent_id] != spaces[other]:
+                raise ValueError(
+                    f"agents {other!r} and {agent_id!r} share policy {policy_id!r} but have "
+                    f"different {kind} spaces ({spaces[other]} and {spaces[agent_id]}): only "
+                    "agents with the same spaces can share a policy; map them to different "
+                    "policies (policy_mapping_fn)."
+                )
 
 
 class AgentToPolicy:

@@ -71,7 +71,8 @@ def run_episodes(
             for agent_id, agent_obs in obs.items():
                 pid = agent_to_policy[agent_id]
                 policy = policies[pid]
-                inputs = {"obs": agent_obs}
+                # agent_index: the joint index, which a shared policy's agent ids need.
+                inputs = {"obs": agent_obs, "agent_index": agent_ids.index(agent_id)}
                 if pid in drawn:
                     inputs["subpolicy"] = drawn[pid]
                 action, _, _ = policy.compute_single_action(input_dict=inputs, explore=explore)

@@ -188,17 +188,25 @@ def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str,
     """The joint replay rows of a sampled MultiAgentBatch, one per env step.
 
     Every agent's postprocessed batch carries the same joint columns; take
-    them from the first agent's batch.
+    them from the first agent's rows. A shared policy's batch holds the rows
+    of each agent of its group (AGENT_INDEX, the joint index, tells whose).
     """
+    group_size: Dict[str, int] = {}
+    for agent in agents:
+        group_size[agent.policy_id] = group_size.get(agent.policy_id, 0) + 1
     first = batch.policy_batches[agents[0].policy_id]
-    for agent in agents[1:]:
-        other = batch.policy_batches[agent.policy_id]
-        if other.count != first.count:
+    steps = first.count // group_size[agents[0].policy_id]
+    for pid, size in group_size.items():
+        count = batch.policy_batches[pid].count
+        if count != steps * size:
             raise not_lockstep(
-                f"policies {agents[0].policy_id!r} and {agent.policy_id!r} sampled "
-                f"{first.count} and {other.count} steps"
+                f"policy {pid!r} of {size} agent(s) sampled {count} rows where "
+                f"{steps} env steps need {steps * size}"
             )
-    return {name: first[name] for name in replay_columns(agents)}
+    if group_size[agents[0].policy_id] == 1:
+        return {name: first[name] for name in replay_columns(agents)}
+    own_rows = np.asarray(first[SampleBatch.AGENT_INDEX]) == 0
+    return {name: np.asarray(first[name])[own_rows] for name in replay_columns(agents)}
 
 
 def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence) -> None:
@@ -212,7 +220,7 @@ def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence) ->
         for k, policy in enumerate(policies):
             # With a policy ensemble, the target of the sub-policy that acted.
             batch[target_actions_col(k)] = policy.target_actions(
-                batch[new_obs_col(k)], batch.get(subpolicy_col(k))
+                batch[new_obs_col(k)], batch.get(subpolicy_col(k)), agent=k
             )
 
 

@@ -62,7 +62,9 @@ def policy_configs(config) -> Dict[str, tuple]:
     """policy id -> (PolicySpec, merged policy config dict), as RLlib builds them."""
     out = {}
     base = config.to_dict()
-    for agent in config._maddpg_agents:
+    for agent in config._maddpg_agents:  # a shared policy: once, for its first agent
+        if agent.policy_id in out:
+            continue
         spec = config.policies[agent.policy_id]
         out[agent.policy_id] = (spec, {**base, **(spec.config or {}), "__policy_id": agent.policy_id})
     return out
@@ -196,10 +198,11 @@ def _flat_params(policy, phase: str) -> List[torch.Tensor]:
 
 
 def _columns_for(policy, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """The columns agent i's learner reads: those of the agents its critic sees."""
-    seen = policy.critic_agents
+    """The columns a policy's learner reads: those of the agents its critics see,
+    and the rewards and terminations of the agents it acts for."""
+    seen = sorted({k for i in policy.group for k in policy.critic_agents_of(i)})
     names = [c(k) for k in seen for c in (jb.obs_col, jb.actions_col, jb.new_obs_col, jb.target_actions_col)]
-    names += [jb.rewards_col(policy.agent_index), jb.terminateds_col(policy.agent_index)]
+    names += [c(i) for i in policy.group for c in (jb.rewards_col, jb.terminateds_col)]
     return {name: batch[name] for name in names}
 
 

@@ -103,7 +103,7 @@ class MADDPG(Algorithm):
         config = cls.get_default_config().update_from_dict(
             config.to_dict() if isinstance(config, AlgorithmConfig) else config
         )
-        num_learners = (len(config._maddpg_agents) if config.per_agent_learners
+        num_learners = (len({a.policy_id for a in config._maddpg_agents}) if config.per_agent_learners
                         else config.data_parallel_learners if config.data_parallel_learners > 1 else 0)
         if not num_learners:
             return request
@@ -156,8 +156,19 @@ class MADDPG(Algorithm):
         )
 
     def agent_policies(self) -> List[MADDPGTorchPolicy]:
-        """The policies in joint agent order: element k acts for agent k."""
+        """The policies in joint agent order: element k acts for agent k (a shared
+        policy appears once per agent of its group)."""
         return [self.get_policy(agent.policy_id) for agent in self.agents]
+
+    def learning_agents(self) -> List[jb.AgentSpec]:
+        """The first agent of each policy, in joint order: one update per policy
+        (a shared policy learns for its whole group in one update)."""
+        seen, first = set(), []
+        for agent in self.agents:
+            if agent.policy_id not in seen:
+                seen.add(agent.policy_id)
+                first.append(agent)
+        return first
 
     @override(Algorithm)
     def training_step(self) -> Dict:
@@ -250,25 +261,28 @@ class MADDPG(Algorithm):
         """
         size = self.config.train_batch_size
         policies = self.agent_policies()
-        actor_batches = {a.policy_id: self._actor_batches(k, a) for k, a in enumerate(self.agents)}
+        learning = self.learning_agents()
+        actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
         if self.learners is None:
             results, batch = {}, None
-            for agent, policy in zip(self.agents, policies):
+            for agent in learning:
                 if batch is None or self.config.independent_minibatches:
                     batch = self.minibatch(policies)
-                results[agent.policy_id] = policy.learn_on_batch(batch, actor_batches[agent.policy_id])
+                results[agent.policy_id] = self.get_policy(agent.policy_id).learn_on_batch(
+                    batch, actor_batches[agent.policy_id])
         else:
             batch = self.minibatch(policies)
             results = self.learners.update(
-                self.agents, policies, _numpy(batch),
+                learning, [self.get_policy(a.policy_id) for a in learning], _numpy(batch),
                 {pid: None if ab is None else {s: _numpy(b) for s, b in ab.items()}
                  for pid, ab in actor_batches.items()},
             )
         if diagnose and not isinstance(self.learners, PerAgentLearners):
-            for agent, policy in zip(self.agents, policies):
-                results[agent.policy_id]["learner_stats"].update(
-                    inference_quality(policy, policies, batch)
-                )
+            for agent in learning:
+                policy = self.get_policy(agent.policy_id)
+                if policy.inferred_agents:
+                    results[agent.policy_id]["learner_stats"].update(
+                        inference_quality(policy, policies, batch))
         self._counters[NUM_UPDATE_ROUNDS] += 1
         self._counters[NUM_ENV_STEPS_TRAINED] += size
         self._counters[NUM_AGENT_STEPS_TRAINED] += size * len(policies)

@@ -40,7 +40,14 @@ class MADDPGTorchPolicy(TorchPolicyV2):
 
     The policy's config carries the joint agent order (`_maddpg_agents`, a
     list of `joint_batch.AgentSpec`) and its own policy id; from them it
-    knows its agent index i and the sizes of the critic's inputs.
+    knows the agents it acts for and the sizes of the critic's inputs.
+
+    Usually one agent i. When several agents are mapped to this policy it is
+    shared by that group G: one actor mu_G(o_i, id_i) and one critic
+    Q_G(x, a_1..a_N, id_i) for all i in G, where id_i is the one-hot of i's
+    position in G (`shared_policy_agent_id`; otherwise no id). Each agent
+    still acts on its own observation; the critic learns from every agent of
+    G on each minibatch (update.py).
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Dict):
@@ -52,17 +59,21 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             torch.set_num_threads(int(config["torch_num_threads"]))
         self.agents: List[jb.AgentSpec] = list(config["_maddpg_agents"])
         policy_id = config["__policy_id"]
-        self.agent_index = next(
-            k for k, agent in enumerate(self.agents) if agent.policy_id == policy_id
-        )
+        # The agents this policy acts for (joint indices): agent i, or a group G.
+        self.group = [k for k, agent in enumerate(self.agents) if agent.policy_id == policy_id]
+        self.agent_index = self.group[0]
+        # id_i, the one-hot of agent i's position in G, goes into the shared
+        # actor's and critic's inputs (none for a policy of one agent).
+        self.agent_id_dim = (len(self.group)
+                             if config["shared_policy_agent_id"] and len(self.group) > 1 else 0)
+        self._position_in_group = np.full(len(self.agents), -1)  # joint index -> position in G
+        self._position_in_group[self.group] = np.arange(len(self.group))
         use_local = config["use_local_critic"]
         self.use_local_critic = (
             bool(use_local) if isinstance(use_local, bool) else policy_id in use_local
         )
-        # The agents whose observations and actions the critic sees.
-        self.critic_agents = (
-            [self.agent_index] if self.use_local_critic else list(range(len(self.agents)))
-        )
+        # The agents whose observations and actions agent i's critic sees.
+        self.critic_agents = self.critic_agents_of(self.agent_index)
         infer = config["infer_other_policies"]
         infer = bool(infer) if isinstance(infer, bool) else policy_id in infer
         # Policy inference: the other agents whose policies agent i approximates.
@@ -81,19 +92,56 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         # Policy ensemble (paper section 4.3): K sub-policies, one critic.
         self.num_subpolicies = config["num_subpolicies"]
 
+        self._building = True  # RLlib's dummy batch has no meaningful agent indices
         super().__init__(observation_space, action_space, config)
 
         # MADDPG never reads previous actions/rewards: do not collect them.
         for key in (SampleBatch.PREV_ACTIONS, SampleBatch.PREV_REWARDS):
             self.view_requirements.pop(key, None)
         self._initialize_loss_from_dummy_batch()
+        self._building = False
+
+    def critic_agents_of(self, i: int) -> List[int]:
+        """The agents (joint indices) whose o and a agent i's critic sees: all, or i alone."""
+        return [i] if self.use_local_critic else list(range(len(self.agents)))
+
+    def with_agent_id(self, x: torch.Tensor, agents) -> torch.Tensor:
+        """x with id_i appended to each row (row b is agent `agents[b]`, a joint index,
+        or one int for all rows); x itself when the policy has no agent ids."""
+        if not self.agent_id_dim:
+            return x
+        return torch.cat([x, self.agent_id_one_hot(agents, x.shape[0]).to(x.dtype)], dim=-1)
+
+    def agent_id_one_hot(self, agents, rows: int) -> torch.Tensor:
+        """id_i of each of `rows` rows: [rows, |G|] one-hot of the agent's position in G."""
+        if agents is None:
+            if not self._building:
+                raise ValueError(
+                    f"policy {self.config['__policy_id']!r} is shared by agents "
+                    f"{[self.agents[k].agent_id for k in self.group]} with agent ids "
+                    "(shared_policy_agent_id): say which agent acts, e.g. "
+                    "compute_single_action(input_dict={'obs': obs, 'agent_index': k}) with "
+                    "k the agent's index in the joint agent order."
+                )
+            agents = self.group[0]
+        agents = np.broadcast_to(np.asarray(agents, dtype=np.int64), (rows,))
+        valid = (agents >= 0) & (agents < len(self.agents))
+        positions = np.where(valid, self._position_in_group[np.where(valid, agents, 0)], -1)
+        if (positions < 0).any():
+            if not self._building:
+                raise ValueError(
+                    f"policy {self.config['__policy_id']!r} acts for the agents at joint "
+                    f"indices {self.group}, not {sorted(set(np.asarray(agents).ravel().tolist()))}."
+                )
+            positions = np.zeros_like(positions)
+        return torch.nn.functional.one_hot(torch.from_numpy(positions), self.agent_id_dim).float()
 
     # --- networks and optimizers -------------------------------------------
 
     @override(TorchPolicyV2)
     def make_model(self) -> MADDPGModel:
         me, cfg = self.agents[self.agent_index], self.config
-        critic_in_dim = sum(
+        critic_in_dim = self.agent_id_dim + sum(
             self.agents[k].obs_dim + self.agents[k].action_dim for k in self.critic_agents
         )
         approximators = {
@@ -111,7 +159,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             self.action_head.out_dim,
             self.config["model"],
             "maddpg_model",
-            obs_dim=me.obs_dim,
+            obs_dim=me.obs_dim + self.agent_id_dim,
             critic_in_dim=critic_in_dim,
             actor_hiddens=self.config["actor_hiddens"],
             actor_activation=self.config["actor_hidden_activation"],
@@ -167,6 +215,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         explore = self.config["explore"] if explore is None else explore
         timestep = self.global_timestep if timestep is None else timestep
         obs = torch.as_tensor(self.actor_inputs(input_dict[SampleBatch.OBS]), dtype=torch.float32)
+        obs = self.with_agent_id(obs, input_dict.get(SampleBatch.AGENT_INDEX) if self.agent_id_dim else None)
         with torch.no_grad():
             out = self.model.per_subpolicy(self.model.actors, obs, self._subpolicy_index(input_dict, len(obs)))
             critic_action = self.action_head.sample(
@@ -204,9 +253,12 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         fixed = self.config["subpolicy_for_acting"]
         return torch.full((n,), 0 if fixed is None else fixed, dtype=torch.long)
 
-    def target_actions(self, new_obs: torch.Tensor, subpolicy: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """a'_i = mu'_i(o'_i), as the critic sees it (called at learn time); with
-        a policy ensemble, from the target of the sub-policy that acted."""
+    def target_actions(self, new_obs: torch.Tensor, subpolicy: Optional[torch.Tensor] = None,
+                       agent: Optional[int] = None) -> torch.Tensor:
+        """a'_i = mu'_i(o'_i) of agent i (joint index `agent`; default the
+        policy's first), as the critic sees it (called at learn time); with a
+        policy ensemble, from the target of the sub-policy that acted."""
+        new_obs = self.with_agent_id(new_obs, self.agent_index if agent is None else agent)
         out = self.model.per_subpolicy(self.model.target_actors, new_obs, subpolicy)
         return self.action_head.target_action(out)
 
@@ -240,9 +292,12 @@ class MADDPGTorchPolicy(TorchPolicyV2):
 
     @override(TorchPolicyV2)
     def postprocess_trajectory(self, sample_batch, other_agent_batches=None, episode=None):
-        return jb.attach_joint_columns(
-            sample_batch, other_agent_batches, self.agents, self.agent_index
-        )
+        # Whose trajectory: the policy's agent, or (shared) the one the lockstep
+        # sampler names in AGENT_INDEX (its joint index).
+        own = self.agent_index
+        if len(self.group) > 1 and other_agent_batches is not None:
+            own = int(sample_batch[SampleBatch.AGENT_INDEX][0])
+        return jb.attach_joint_columns(sample_batch, other_agent_batches, self.agents, own)
 
     # --- learning (the update itself: update.py) -------------------------------
 

@@ -30,7 +30,7 @@ import numpy as np
 from ray.rllib.evaluation.metrics import RolloutMetrics
 from ray.rllib.evaluation.rollout_worker import RolloutWorker
 from ray.rllib.models.catalog import ModelCatalog
-from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch, concat_samples
 from ray.rllib.utils.annotations import override
 
 from rllib_maddpg import joint_batch as jb
@@ -64,6 +64,11 @@ class LockstepSampler:
     def __init__(self, worker: RolloutWorker):
         self.agents: List[jb.AgentSpec] = list(worker.config._maddpg_agents)
         self.policies = [worker.policy_map[a.policy_id] for a in self.agents]
+        # The agents (joint indices) of each policy: a shared policy acts for
+        # its whole group in one batched forward per step.
+        self.groups: Dict[str, List[int]] = {}
+        for k, agent in enumerate(self.agents):
+            self.groups.setdefault(agent.policy_id, []).append(k)
         self.envs = worker.async_env.get_sub_environments()
         # Discrete/MultiDiscrete observations become one-hot vectors, as RLlib's
         # own sampler does; Box observations go to the actor as they are.
@@ -168,15 +173,21 @@ class LockstepSampler:
             eps_id.append(self._eps_id.copy())
             t_col.append(self._t.copy())
             valid.append(active.copy())
-            for k, policy in enumerate(self.policies):
-                obs[k].append(self._obs[k].copy())
-                inputs = {SampleBatch.OBS: self._obs[k]}
-                if agents[k].num_subpolicies > 1:
-                    inputs[jb.SUBPOLICY] = self._subpolicy[:, k]
-                action, _, extra = policy.compute_actions_from_input_dict(inputs)
-                env_actions[k].append(action)
-                critic_actions[k].append(extra[jb.CRITIC_ACTION])
-                new_obs[k].append(np.zeros_like(self._obs[k]))
+            for group in self.groups.values():
+                for k in group:
+                    obs[k].append(self._obs[k].copy())
+                    new_obs[k].append(np.zeros_like(self._obs[k]))
+                if len(group) == 1:
+                    inputs = {SampleBatch.OBS: self._obs[group[0]]}
+                else:  # the group's agents stacked, and whose row is whose (joint index)
+                    inputs = {SampleBatch.OBS: np.concatenate([self._obs[k] for k in group]),
+                              SampleBatch.AGENT_INDEX: np.repeat(group, E)}
+                if agents[group[0]].num_subpolicies > 1:  # never shared
+                    inputs[jb.SUBPOLICY] = self._subpolicy[:, group[0]]
+                action, _, extra = self.policies[group[0]].compute_actions_from_input_dict(inputs)
+                for g, k in enumerate(group):
+                    env_actions[k].append(action[g * E:(g + 1) * E])
+                    critic_actions[k].append(extra[jb.CRITIC_ACTION][g * E:(g + 1) * E])
             r_t, term_t, trunc_t = (np.zeros((n, E), np.float32), np.zeros((n, E), bool),
                                     np.zeros((n, E), bool))
             ended = []
@@ -232,12 +243,14 @@ class LockstepSampler:
                 jb.SUBPOLICY: rows(list(subpolicy[:, :, k])),
             })
         policy_batches = {}
-        for k, agent in enumerate(agents):
-            others = {
-                a.agent_id: (a.policy_id, self.policies[j], batches[a.agent_id])
-                for j, a in enumerate(agents) if j != k
-            }
-            policy_batches[agent.policy_id] = self.policies[k].postprocess_trajectory(
-                batches[agent.agent_id], others
-            )
+        for pid, group in self.groups.items():
+            postprocessed = []
+            for k in group:
+                others = {
+                    a.agent_id: (a.policy_id, self.policies[j], batches[a.agent_id])
+                    for j, a in enumerate(agents) if j != k
+                }
+                postprocessed.append(self.policies[k].postprocess_trajectory(batches[agents[k].agent_id], others))
+            # A shared policy's batch: its agents' rows one after the other.
+            policy_batches[pid] = postprocessed[0] if len(group) == 1 else concat_samples(postprocessed)
         return MultiAgentBatch(policy_batches, env_steps=int(keep.sum()))

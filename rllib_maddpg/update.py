@@ -71,31 +71,47 @@ def phase_loss(policy, phase: str, batch, actor_batches=None) -> Tuple[Optional[
 
 
 def critic_loss(policy, batch: Dict[str, torch.Tensor]):
-    """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N) (eq. 6)."""
-    i, seen, model = policy.agent_index, policy.critic_agents, policy.model
-    with torch.no_grad():
-        target_q_tp1 = model.q(
-            model.target_critic,
-            jb.gather(batch, jb.new_obs_col, seen),
-            critic_target_actions(policy, batch),
-        )
-    y = losses.critic_target(
-        batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], target_q_tp1, policy.config["gamma"]
-    )
-    q_t = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), jb.gather(batch, jb.actions_col, seen))
+    """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N) (eq. 6).
+
+    A shared policy's critic Q_G(x, a, id_i) learns from every agent i of its
+    group on the minibatch: |G| x B targets, each with agent i's reward and
+    termination; the loss is their mean (a group of one: agent i's own).
+    """
+    model, gamma = policy.model, policy.config["gamma"]
+    q_t, y = [], []
+    for i in policy.group:
+        seen = policy.critic_agents_of(i)
+        with torch.no_grad():
+            target_q_tp1 = model.q(
+                model.target_critic,
+                jb.gather(batch, jb.new_obs_col, seen),
+                with_agent_id(policy, critic_target_actions(policy, batch, seen), i),
+            )
+        y.append(losses.critic_target(batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)],
+                                      target_q_tp1, gamma))
+        q_t.append(model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
+                           with_agent_id(policy, jb.gather(batch, jb.actions_col, seen), i)))
+    q_t, y = torch.cat(q_t), torch.cat(y)
     stats = {"q_mean": q_t.mean().item(), "target_y_mean": y.mean().item()}
     return losses.critic_loss(q_t, y), stats
 
 
-def critic_target_actions(policy, batch: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
-    """a'_k for the agents the critic sees: from the true target actors (already
-    in the batch) or, with policy inference, from agent i's own approximations
-    mu_hat'_i^k (paper eq. 8)."""
+def with_agent_id(policy, act_n: List[torch.Tensor], i: int) -> List[torch.Tensor]:
+    """The critic's action inputs, followed by id_i when the policy is shared with agent ids."""
+    if not policy.agent_id_dim:
+        return act_n
+    return act_n + [policy.agent_id_one_hot(i, act_n[0].shape[0])]
+
+
+def critic_target_actions(policy, batch: Dict[str, torch.Tensor], seen=None) -> List[torch.Tensor]:
+    """a'_k for the agents the critic sees (`seen`, default agent i's): from the
+    true target actors (already in the batch) or, with policy inference, from
+    agent i's own approximations mu_hat'_i^k (paper eq. 8)."""
     return [
         policy.model.target_approximators[str(k)].target_action(batch[jb.new_obs_col(k)])
         if k in policy.inferred_agents
         else batch[jb.target_actions_col(k)]
-        for k in policy.critic_agents
+        for k in (policy.critic_agents if seen is None else seen)
     ]
 
 
@@ -103,29 +119,32 @@ def actor_loss(policy, batch: Dict[str, torch.Tensor], actor_batches=None):
     """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D (eq. 5).
 
     The critic's weights are frozen meanwhile, so grad_a_i Q_i reaches theta_i
-    only. With a policy ensemble, sub-policy k ascends the same objective on
-    its own buffer's minibatch, scaled by 1/K (paper eq. 9).
+    only. A shared policy ascends the mean over its group's agents i of
+    Q_G(x, a_1.., mu_G(o_i, id_i), ..a_N, id_i). With a policy ensemble,
+    sub-policy k ascends the same objective on its own buffer's minibatch,
+    scaled by 1/K (paper eq. 9).
     """
     critic_params = policy.params["critic"]
     for p in critic_params:
         p.requires_grad_(False)
     try:
         if policy.num_subpolicies == 1:
-            return _actor_loss(policy, batch, 0), {}
-        parts = [_actor_loss(policy, b, k) for k, b in (actor_batches or {}).items()]
+            parts = [_actor_loss(policy, batch, 0, i) for i in policy.group]
+            return sum(parts) / len(parts), {}
+        parts = [_actor_loss(policy, b, k, policy.agent_index) for k, b in (actor_batches or {}).items()]
         return (sum(parts) / policy.num_subpolicies if parts else None), {}
     finally:
         for p in critic_params:
             p.requires_grad_(True)
 
 
-def _actor_loss(policy, batch: Dict[str, torch.Tensor], k: int) -> torch.Tensor:
-    """Sub-policy k's actor loss: a_i replaced by mu_i^(k)(o_i) in Q_i."""
-    i, seen, model = policy.agent_index, policy.critic_agents, policy.model
-    pre_activation = model.actors[k](batch[jb.obs_col(i)])
+def _actor_loss(policy, batch: Dict[str, torch.Tensor], k: int, i: int) -> torch.Tensor:
+    """Agent i's actor loss with sub-policy k: a_i replaced by mu^(k)(o_i) in Q."""
+    seen, model = policy.critic_agents_of(i), policy.model
+    pre_activation = model.actors[k](policy.with_agent_id(batch[jb.obs_col(i)], i))
     act_n = jb.gather(batch, jb.actions_col, seen)
     act_n[seen.index(i)] = policy.action_head.policy_action(pre_activation)
-    q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), act_n)
+    q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), with_agent_id(policy, act_n, i))
     return losses.actor_loss(q_pi, pre_activation, policy.config["actor_regularization"])
 
 

@@ -11,7 +11,10 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
+        # Workers import the tests' support module, and the package from where
+        # the driver does (a PYTHONPATH checkout before an installed copy).
+        path = [os.path.dirname(__file__)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.path.dirname(__file__)}})
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(path)}})
     yield ray
     ray.shutdown()

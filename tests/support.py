@@ -73,18 +73,33 @@ def build_policies(env=StampEnv, **overrides):
     from rllib_maddpg import MADDPGConfig
 
     config = MADDPGConfig().environment(env, env_config=overrides.pop("env_config", {}))
+    if "policies" in overrides:  # e.g. a shared policy: multi_agent() reads sets and mapping fns
+        config.multi_agent(policies=overrides.pop("policies"),
+                           policy_mapping_fn=overrides.pop("policy_mapping_fn"))
     config.update_from_dict(overrides)
     config.validate()
-    policies = []
+    built = {}  # a shared policy is one object for all its agents
     for agent in config._maddpg_agents:
+        if agent.policy_id in built:
+            continue
         spec = config.policies[agent.policy_id]
         policy_config = config.to_dict()
         policy_config.update(spec.config or {})
         policy_config["__policy_id"] = agent.policy_id
-        policies.append(
-            spec.policy_class(spec.observation_space, spec.action_space, policy_config)
-        )
-    return config, policies
+        built[agent.policy_id] = spec.policy_class(spec.observation_space, spec.action_space, policy_config)
+    return config, [built[agent.policy_id] for agent in config._maddpg_agents]
+
+
+def numpy_mlp(net, x):
+    """A ReLU MLP (nn.Sequential of Linear layers) in NumPy, output column 0: Q(x)."""
+    import torch
+
+    layers = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for n, layer in enumerate(layers):
+        x = x @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+        if n < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x[:, 0]
 
 
 def random_joint_batch(agents, batch_size=32, seed=0):
@@ -101,6 +116,41 @@ def random_joint_batch(agents, batch_size=32, seed=0):
             values = (values > 0).astype(dtype)
         batch[name] = torch.from_numpy(values)
     return batch
+
+
+class TeamEnv(MultiAgentEnv):
+    """Three agents: "a" and "b" alike (Box(3) observations, Box(2) actions), so
+    they can share a policy, and "c" with a Discrete(3) action. Agent k's
+    observation at step t is [k, t, stamp]; its reward is k + 0.1 t."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.possible_agents = self.agents = ["a", "b", "c"]
+        box = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+        self.observation_spaces = {a: box for a in self.possible_agents}
+        move = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_spaces = {"a": move, "b": move, "c": gym.spaces.Discrete(3)}
+        self._t, self._stamp = 0, 0.0
+
+    def _obs(self):
+        return {a: np.array([k, self._t, self._stamp], np.float32) for k, a in enumerate(self.possible_agents)}
+
+    def reset(self, *, seed=None, options=None):
+        self._t, self._stamp = 0, float(np.random.default_rng(seed).integers(1, 1000))
+        return self._obs(), {}
+
+    def step(self, action_dict):
+        assert sorted(action_dict) == self.possible_agents, action_dict
+        self._t += 1
+        done = self._t >= 6
+        rewards = {a: k + 0.1 * self._t for k, a in enumerate(self.possible_agents)}
+        return (self._obs(), rewards, {"__all__": False},
+                {**{a: done for a in self.possible_agents}, "__all__": done}, {})
+
+
+def team_mapping(agent_id, *args, **kwargs):
+    """TeamEnv's agents "a" and "b" share the policy "team"; "c" has its own."""
+    return "team" if agent_id in ("a", "b") else "c"
 
 
 class DiscreteObsEnv(MultiAgentEnv):

@@ -9,18 +9,24 @@ from rllib_maddpg import MADDPGConfig
 pytestmark = pytest.mark.integration
 
 
-def build(**learners):
+def build(shared=False, **learners):
     # tanh + Gaussian heads (simplex_box_actions=False): updates are deterministic,
     # so the three ways of computing one must agree up to floating point.
+    # shared: agents 0 and 1 share one policy (with agent ids); agent 2 has its own.
     config = (
         MADDPGConfig().environment("mpe/simple_spread")
+        .multi_agent(**({"policies": {"team", "agent_2"}, "policy_mapping_fn": shared_mapping} if shared else {}))
         .training(simplex_box_actions=False, train_batch_size=96,
-                  num_steps_sampled_before_learning_starts=10**6, **learners)
+                  num_steps_sampled_before_learning_starts=10**6, shared_policy_agent_id=shared, **learners)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=200)
         .debugging(seed=0)
     )
     return config.build_algo()
+
+
+def shared_mapping(agent_id, *args, **kwargs):
+    return "agent_2" if agent_id == "agent_2" else "team"
 
 
 def full_weights(algo):
@@ -29,10 +35,11 @@ def full_weights(algo):
     return {pid: p.get_weights() for pid, p in algo._policies_by_id().items()}
 
 
-def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local):
-    local = build()
-    others = [build(per_agent_learners=True, learner_resources={"CPU": 0}),
-              build(data_parallel_learners=3, learner_resources={"CPU": 0})]
+@pytest.mark.parametrize("shared", [False, True], ids=["one_policy_per_agent", "shared_policy"])
+def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local, shared):
+    local = build(shared)
+    others = [build(shared, per_agent_learners=True, learner_resources={"CPU": 0}),
+              build(shared, data_parallel_learners=3, learner_resources={"CPU": 0})]
     try:
         local.train()  # fills the replay buffer
         rows = {k: v[: len(local.local_replay_buffer)].copy()

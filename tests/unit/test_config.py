@@ -57,7 +57,7 @@ BAD_VALUES = {
     "overlap_sampling_and_learning": ["true"], "infer_other_policies": ["all"],
     "policy_inference_entropy": [-1.0], "num_subpolicies": [0],
     "ensemble_shared_draw": [["0", "1"]], "subpolicy_for_acting": [-1],
-    "per_agent_learners": [1], "data_parallel_learners": [0],
+    "per_agent_learners": [1], "data_parallel_learners": [0], "shared_policy_agent_id": ["yes"],
     "learner_resources": [{"CPU": -1}],
 }
 BAD_CASES = [(key, value) for key, values in BAD_VALUES.items() for value in values]
@@ -115,10 +115,10 @@ def test_user_policies_keep_their_per_policy_config():
     assert config.policies["0"].action_space == StampEnv().action_spaces[0]
 
 
-def test_shared_policy_is_refused():
+def test_sharing_a_policy_needs_the_same_spaces():
     config = MADDPGConfig().environment(StampEnv).multi_agent(
         policies={"shared"}, policy_mapping_fn=lambda agent_id, *args, **kwargs: "shared")
-    with pytest.raises(ValueError, match="one policy per agent"):
+    with pytest.raises(ValueError, match=r"agents 0 and 1 share policy 'shared' .*observation spaces"):
         config.validate()
 
 

@@ -7,7 +7,7 @@ import torch
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg import update
 from rllib_maddpg.policy import MADDPGTorchPolicy
-from support import OBS_DIMS, build_policies, random_joint_batch
+from support import OBS_DIMS, build_policies, numpy_mlp, random_joint_batch
 
 pytestmark = pytest.mark.unit
 
@@ -115,15 +115,6 @@ def test_target_update_moves_targets_by_tau():
         torch.testing.assert_close(new, 0.5 * old + 0.5 * online.detach())
 
 
-def _numpy_mlp(net, x):
-    layers = [m for m in net if isinstance(m, torch.nn.Linear)]
-    for n, layer in enumerate(layers):
-        x = x @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
-        if n < len(layers) - 1:
-            x = np.maximum(x, 0.0)
-    return x[:, 0]
-
-
 @pytest.mark.parametrize("agent", [0, 1, 2])
 def test_critic_loss_reads_agent_i_columns_like_a_numpy_reference(agent):
     config, policies = build_policies(gamma=0.9, use_local_critic=["2"])
@@ -137,8 +128,8 @@ def test_critic_loss_reads_agent_i_columns_like_a_numpy_reference(agent):
     x_tp1 = np.concatenate([np_batch[jb.new_obs_col(k)] for k in seen]
                            + [np_batch[jb.target_actions_col(k)] for k in seen], -1)
     y = (np_batch[jb.rewards_col(agent)] + 0.9 * (1 - np_batch[jb.terminateds_col(agent)])
-         * _numpy_mlp(p.model.target_critic, x_tp1))
-    expected = np.mean((_numpy_mlp(p.model.critic, x) - y) ** 2)
+         * numpy_mlp(p.model.target_critic, x_tp1))
+    expected = np.mean((numpy_mlp(p.model.critic, x) - y) ** 2)
     stats = update.step_phase(p, "critic", batch)
     assert stats["critic_loss"] == pytest.approx(expected, rel=1e-4)
 

@@ -1,0 +1,150 @@
+"""Parameter sharing against one policy per agent on simple_spread with N = 3, 6, 12 agents.
+
+    python benchmarks/sharing.py --agents 3 6 --seeds 0 1 2 --out docs/sharing
+    python benchmarks/sharing.py --out docs/sharing --table-only
+
+Each run trains MADDPG at the paper's schedule (one update per 100 env
+steps, minibatch 1024, lr 1e-2) on `mpe/simple_spread` with N agents and N
+landmarks, either with one policy per agent ("independent") or with one
+policy shared by all agents ("shared", with or without agent ids), until
+the training episode return reaches the threshold for N or the env-step
+budget runs out. It records the env steps and wall-clock seconds at which
+the threshold was first reached, the learning curve, and the training
+throughput (env steps per second while learning, updates included, from the
+first iteration past 30,000 env steps to the end). Every
+run's JSON goes to `--out/runs/` as soon as it ends; a rerun skips the runs
+already there (runs are short: no mid-run checkpoints). One process, one
+torch thread: figures are for one CPU core.
+
+Thresholds: simple_spread's return is summed over agents and grows with N
+(random actions: -79, -206, -705 for N = 3, 6, 12, 20 episodes), so each N
+has its own: the same fraction (0.63) of the random return as the tuned
+N = 3 example's -50.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+# Training episode return (summed over agents) that counts as solved, per N.
+THRESHOLDS = {3: -50.0, 6: -130.0, 12: -445.0}
+BUDGETS = {3: 450_000, 6: 600_000, 12: 600_000}
+MODES = {
+    "independent": {},
+    "shared": {"shared": True, "shared_policy_agent_id": False},
+    "shared_ids": {"shared": True, "shared_policy_agent_id": True},
+}
+
+
+def build(n: int, mode: str, seed: int):
+    from rllib_maddpg import MADDPGConfig
+
+    options = dict(MODES[mode])
+    config = (
+        MADDPGConfig()
+        .environment("mpe/simple_spread", env_config={"N": n})
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=8, rollout_fragment_length=25)
+        .reporting(min_sample_timesteps_per_iteration=10_000)
+        .debugging(seed=seed)
+    )
+    if options.pop("shared", False):
+        config.update_from_dict({"policy_mapping_fn": {f"agent_{k}": "shared" for k in range(n)}})
+    return config.training(**options)
+
+
+def run(n: int, mode: str, seed: int) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    algo = build(n, mode, seed).build_algo()
+    curve, reached = [], None
+    start = time.time()
+    try:
+        steps = 0
+        while steps < BUDGETS[n]:
+            result = algo.train()
+            steps = result["num_env_steps_sampled_lifetime"]
+            ret = float(result["env_runners"].get("episode_return_mean", float("nan")))
+            curve.append({"env_steps": steps, "seconds": time.time() - start, "return": ret})
+            if reached is None and ret >= THRESHOLDS[n]:
+                reached = curve[-1]
+                break
+    finally:
+        algo.stop()
+    seconds = time.time() - start
+    return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": BUDGETS[n],
+            "reached_env_steps": reached and reached["env_steps"],
+            "reached_seconds": reached and reached["seconds"],
+            "env_steps": curve[-1]["env_steps"], "seconds": seconds,
+            "env_steps_per_second": learning_throughput(curve), "final_return": curve[-1]["return"],
+            "curve": curve}
+
+
+def learning_throughput(curve) -> float:
+    """Env steps per second while learning (one update round per 100 env steps): from
+    the first iteration past 30,000 env steps (learning starts at 25,600) to the end."""
+    learning = [c for c in curve if c["env_steps"] > 30_000]
+    if len(learning) < 2:
+        return float("nan")
+    return (learning[-1]["env_steps"] - learning[0]["env_steps"]) / (learning[-1]["seconds"] - learning[0]["seconds"])
+
+
+def table(out: str) -> str:
+    runs = [json.load(open(os.path.join(out, "runs", f))) for f in sorted(os.listdir(os.path.join(out, "runs")))]
+    lines = ["| N | policies | seeds | reached threshold | env steps to threshold (median) "
+             "| seconds to threshold (median) | training env steps/s | final return (median) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for n in sorted({r["n"] for r in runs}):
+        for mode in MODES:
+            rs = [r for r in runs if r["n"] == n and r["mode"] == mode]
+            if not rs:
+                continue
+            hit = [r for r in rs if r["reached_env_steps"] is not None]
+            steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
+            secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
+            lines.append(
+                f"| {n} | {mode} | {len(rs)} | {len(hit)}/{len(rs)} (>= {THRESHOLDS[n]:g} within "
+                f"{BUDGETS[n]:,}) | {steps} | {secs} | "
+                f"{np.median([learning_throughput(r['curve']) for r in rs]):,.0f} | "
+                f"{np.median([r['final_return'] for r in rs]):.1f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, nargs="*", default=[3], choices=sorted(THRESHOLDS))
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--out", default="docs/sharing")
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
+    if not args.table_only:
+        import ray
+
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+        try:
+            for seed in args.seeds:
+                for n in args.agents:
+                    for mode in args.modes:
+                        path = os.path.join(args.out, "runs", f"n{n}_{mode}_{seed}.json")
+                        if os.path.exists(path):
+                            continue
+                        result = run(n, mode, seed)
+                        with open(path + ".tmp", "w") as f:
+                            json.dump(result, f)
+                        os.replace(path + ".tmp", path)
+                        print(f"N={n} {mode} seed {seed}: threshold at {result['reached_env_steps']} env steps "
+                              f"({result['reached_seconds']} s), {result['env_steps_per_second']:.0f} env steps/s, "
+                              f"final return {result['final_return']:.1f}", flush=True)
+        finally:
+            ray.shutdown()
+    print(table(args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -267,3 +267,28 @@ def test_evaluate_prints_the_papers_task_metrics(trained):
     assert "task metrics" in proc.stdout, show(proc)
     lines = {l.split()[0]: l.split()[1] for l in proc.stdout.splitlines() if l.startswith("    ")}
     assert float(lines["mean_landmark_distance"]) > 0 and float(lines["collisions"]) >= 0
+
+
+def test_train_file_with_a_shared_policy_then_evaluate(tmp_path):
+    """A YAML whose policy_mapping_fn table maps the three predators to one policy:
+    they train as one shared policy, and `rllib evaluate` plays them from the checkpoint."""
+    yaml_file = write_yaml(tmp_path / "shared.yaml", """\
+        shared:
+          run: MADDPG
+          env: mpe/simple_tag
+          stop: {training_iteration: 1}
+          checkpoint_config: {checkpoint_at_end: true}
+          config:
+            policy_mapping_fn: {adversary_0: predators, adversary_1: predators, adversary_2: predators}
+            shared_policy_agent_id: true
+            min_sample_timesteps_per_iteration: 500
+            num_steps_sampled_before_learning_starts: 500
+            train_batch_size: 64
+        """)
+    proc = rllib("train", "file", yaml_file, "--storage-path", tmp_path / "results", "--ray-num-cpus", 2)
+    assert proc.returncode == 0, show(proc)
+    assert "predators=" in proc.stdout and "agent_0=" in proc.stdout, show(proc)
+    checkpoint = sorted(glob.glob(str(tmp_path / "results" / "shared" / "MADDPG_*" / "checkpoint_*")))[-1]
+    proc = rllib("evaluate", checkpoint, "--episodes", 2)
+    assert proc.returncode == 0, show(proc)
+    assert sum(" predators " in line for line in proc.stdout.splitlines()) == 3, show(proc)

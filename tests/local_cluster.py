@@ -1,5 +1,9 @@
 """A real two-node Ray cluster on one machine, for the cluster tests and benchmarks.
 
+Test support, not part of the installed package: tests import it as
+`local_cluster` (pytest puts tests/ on sys.path), benchmarks after adding the
+repository's tests/ directory to sys.path.
+
 Two `ray start --block` processes, as cluster.yaml starts them on two
 machines: a head and a worker, each with its own logical CPUs and custom
 resources, sharing a fresh temp dir and free ports. Token authentication is
@@ -86,8 +90,8 @@ def two_node_cluster(head_resources: Dict[str, float], worker_resources: Dict[st
 
     `token`: the auth token (default: a fresh random one). A driver in this
     process must have RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set before it
-    imports ray, and this module is imported through `rllib_maddpg`, which
-    imports ray: such a driver sets both first and passes its token here.
+    imports ray (which reads the auth mode once): such a driver sets both
+    first and passes its token here.
     Yields once the head accepts connections; the worker may take a few more
     seconds to join (check `ray.nodes()` from the driver).
     """

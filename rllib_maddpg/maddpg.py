@@ -12,9 +12,11 @@ switches it on itself.
 """
 
 import logging
+import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import ray
 import torch
 
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -36,6 +38,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from rllib_maddpg import joint_batch as jb
 # AgentToPolicy: checkpoints written before config.py existed name it here.
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
+from rllib_maddpg.fault_tolerance import ENV_STEPS_ON_DRIVER, RunnerRecovery, runner_resources
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
 from rllib_maddpg.replay import JointReplayBuffer
@@ -116,6 +119,7 @@ class MADDPG(Algorithm):
     def setup(self, config: MADDPGConfig) -> None:
         self.agents: Sequence[jb.AgentSpec] = config._maddpg_agents
         super().setup(config)
+        self._recovery = RunnerRecovery(self.env_runner_group, self._counters, runner_resources(config))
         # Learning on Ray actors (learners.py); None: in this process.
         self.learners = None
         if config.per_agent_learners:
@@ -203,7 +207,28 @@ class MADDPG(Algorithm):
     def _sample(self):
         """Env steps from the env runners (None if none arrived)."""
         group = self.env_runner_group
-        if group.num_remote_env_runners() == 0 or not self.config.overlap_sampling_and_learning:
+        if group.num_remote_env_runners() == 0:
+            return synchronous_parallel_sample(worker_set=group, concat=True)
+        if group.num_healthy_remote_workers() == 0 and self.config.restart_failed_env_runners \
+                and not self._wait_for_an_env_runner():
+            recovery = self._recovery
+            if set(recovery.down()) <= recovery.dead:
+                # None can come back: RLlib counts failed steps and ends the run
+                # after num_consecutive_env_runner_failures_tolerance of them.
+                return None
+            if not self.config.sample_on_driver_when_runners_down:
+                raise RuntimeError(
+                    f"no env runner came back within env_runner_wait_timeout_s="
+                    f"{self.config.env_runner_wait_timeout_s}: {recovery.waiting_for(recovery.down())}. "
+                    "Start a node with these resources (`ray start --address=<head> --resources=...`), "
+                    "or set sample_on_driver_when_runners_down=True to sample on the driver meanwhile, "
+                    "or raise env_runner_wait_timeout_s; `rllib train file ... --resume` continues "
+                    "from the last checkpoint.")
+            # Degraded: the same lockstep sampling, in this process, until one is back.
+            batch = group.local_env_runner.sample()
+            self._counters[ENV_STEPS_ON_DRIVER] += batch.env_steps()
+            return batch
+        if not self.config.overlap_sampling_and_learning:
             return synchronous_parallel_sample(worker_set=group, concat=True)
         # Pipelined: every remote runner always has one sample() in flight, so
         # runners step their envs while the driver learns. Runners act with
@@ -215,6 +240,50 @@ class MADDPG(Algorithm):
         group.foreach_env_runner_async("sample", tag="sample")
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
+
+    def _wait_for_an_env_runner(self) -> bool:
+        """Whether an env runner is back: polls the lost ones (without blocking on
+        any) until env_runner_wait_timeout_s have passed since they went down."""
+        group, recovery = self.env_runner_group, self._recovery
+        recovery.note_health()
+        while recovery.degraded_for() <= self.config.env_runner_wait_timeout_s:
+            restored = self.restore_env_runners(group)
+            if restored:
+                self._make_on_env_runners_recreated_callbacks(
+                    config=self.config, env_runner_group=group, restored_env_runner_indices=restored)
+            if group.num_healthy_remote_workers() > 0:
+                return True
+            if set(recovery.down()) <= recovery.dead:
+                return False
+            time.sleep(0.5)
+        return False
+
+    @override(Algorithm)
+    def restore_env_runners(self, env_runner_group) -> List[int]:
+        """RLlib's restore, with pings that never wait (fault_tolerance.py says why)."""
+        recovery = getattr(self, "_recovery", None)
+        if recovery is None or env_runner_group is not self.env_runner_group:
+            return super().restore_env_runners(env_runner_group)
+        restored = recovery.poll()
+        if restored:
+            # As RLlib does: the restarted runners get the driver's runner state (weights).
+            self._counters["total_num_restored_workers"] += len(restored)
+            state = env_runner_group.local_env_runner.get_state()
+            for policy_state in state["policy_states"].values():
+                policy_state.pop("connector_configs", None)
+            state_ref = ray.put(state)
+            env_runner_group.foreach_env_runner(
+                lambda runner: runner.set_state(ray.get(state_ref)), remote_worker_ids=restored,
+                local_env_runner=False, timeout_seconds=self.config.env_runner_restore_timeout_s,
+            )
+        recovery.note_health()
+        return restored
+
+    @override(Algorithm)
+    def _compile_iteration_results_old_api_stack(self, **kwargs) -> Dict:
+        results = super()._compile_iteration_results_old_api_stack(**kwargs)
+        results["fault_tolerance"] = self._recovery.stats()
+        return results
 
     def minibatch(self, policies: Sequence[MADDPGTorchPolicy]) -> Dict[str, torch.Tensor]:
         """S joint rows from D (rewards standardised if asked) with the target

@@ -6,6 +6,7 @@ Ray restarts the actor, as `restart_failed_env_runners` asks), once with
 sampling and learning overlapped (one sample request always in flight, which
 the kill interrupts) and once sequential.
 
+While the runner restarts, the driver samples (`sample_on_driver_when_runners_down`).
 A runner killed for good (`ray.kill(runner)`, default `no_restart=True`)
 cannot come back: training must then fail with RLlib's error after
 `num_consecutive_env_runner_failures_tolerance` empty steps, not hang.
@@ -13,6 +14,7 @@ cannot come back: training must then fail with RLlib's error after
 
 import os
 import signal
+import time
 
 import pytest
 import yaml
@@ -57,13 +59,21 @@ def test_training_goes_on_after_the_env_runner_is_killed(ray_local, overlap):
 
         os.kill(pid, signal.SIGKILL)
 
-        steps = before["num_env_steps_sampled_lifetime"]
-        for _ in range(2):
+        # Training does not wait for the restart: the driver samples meanwhile
+        # (sample_on_driver_when_runners_down), then the restarted runner again.
+        steps, deadline = before["num_env_steps_sampled_lifetime"], time.time() + 120
+        while True:
             result = algo.train()
             assert result["num_env_steps_sampled_lifetime"] >= steps + STEPS_PER_ITERATION
             steps = result["num_env_steps_sampled_lifetime"]
+            if result["num_healthy_workers"] == 1 or time.time() > deadline:
+                break
         assert result["num_remote_worker_restarts"] >= 1
         assert result["num_healthy_workers"] == 1
+        on_driver = result["fault_tolerance"]["env_steps_sampled_on_driver"]
+        result = algo.train()
+        assert result["fault_tolerance"]["env_steps_sampled_on_driver"] == on_driver  # the runner sampled
+        assert result["fault_tolerance"]["num_env_runners_down"] == 0
         assert result["info"]["num_env_steps_trained"] > before["info"]["num_env_steps_trained"]
         # Ray re-ran the runner's constructor in a new process (RLlib's
         # `recreated_worker` flag stays False for a Ray-level restart).

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 DEGRADED_TIME_S = "fault_tolerance_degraded_time_s"
 NUM_RUNNER_RESTORES = "fault_tolerance_num_env_runner_restores"
 ENV_STEPS_ON_DRIVER = "fault_tolerance_env_steps_sampled_on_driver"
+NUM_LEARNER_FALLBACKS = "fault_tolerance_num_learner_fallbacks"
 PROGRESS_EVERY_S = 30.0
 
 
@@ -99,7 +100,7 @@ class RunnerRecovery:
         now, down = time.time(), self.down()
         if down and self._degraded_since is None:
             self._degraded_since = self._last_progress = now
-            self._nodes.update({i: _node_of(self._manager.actors()[i]) for i in down})
+            self._nodes.update({i: node_of(self._manager.actors()[i]) for i in down})
             logger.warning("env runners %s are down: %s", down, self.waiting_for(down))
         elif down and now - self._last_progress >= PROGRESS_EVERY_S:
             self._last_progress = now
@@ -125,6 +126,7 @@ class RunnerRecovery:
             "degraded_time_s": self.counters[DEGRADED_TIME_S] + self.degraded_for(),
             "num_env_runner_restores": self.counters[NUM_RUNNER_RESTORES],
             "env_steps_sampled_on_driver": self.counters[ENV_STEPS_ON_DRIVER],
+            "num_learner_fallbacks": self.counters[NUM_LEARNER_FALLBACKS],
         }
 
 
@@ -138,7 +140,7 @@ def _actor_info(actor) -> Dict:
         return {}
 
 
-def _node_of(actor) -> str:
+def node_of(actor) -> str:
     """The node an actor last ran on ('?' if unknown)."""
     return (_actor_info(actor).get("Address") or {}).get("NodeID") or "?"
 

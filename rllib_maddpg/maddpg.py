@@ -38,7 +38,9 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from rllib_maddpg import joint_batch as jb
 # AgentToPolicy: checkpoints written before config.py existed name it here.
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
-from rllib_maddpg.fault_tolerance import ENV_STEPS_ON_DRIVER, RunnerRecovery, runner_resources
+from rllib_maddpg.fault_tolerance import (
+    ENV_STEPS_ON_DRIVER, NUM_LEARNER_FALLBACKS, RunnerRecovery, node_of, runner_resources,
+)
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
 from rllib_maddpg.replay import JointReplayBuffer
@@ -136,8 +138,32 @@ class MADDPG(Algorithm):
     @override(Algorithm)
     def __getstate__(self) -> Dict:
         if isinstance(getattr(self, "learners", None), PerAgentLearners):
-            self.learners.pull_states(self._policies_by_id())  # critics, optimizers
+            try:
+                self.learners.pull_states(self._policies_by_id())  # critics, optimizers
+            except ray.exceptions.RayActorError as error:
+                self._fall_back_to_local_learner(error)
         return super().__getstate__()
+
+    def _fall_back_to_local_learner(self, error: Exception) -> None:
+        """Learner actors lost (e.g. with their node): the driver learns from now on.
+
+        Data-parallel learners hold no state of their own (the driver steps).
+        Per-agent learners do: the survivors' states are pulled; a lost agent
+        keeps its current actor and its critic and optimizer state as last
+        pulled (the last checkpoint, or the start of training)."""
+        lost = []
+        if isinstance(self.learners, PerAgentLearners):
+            lost = self.learners.pull_surviving_states(self._policies_by_id())
+        nodes = sorted({node_of(actor) for actor in self.learners.actors().values()})
+        logger.error(
+            "learner actors lost (%s; they ran on node(s) %s): training goes on with the local "
+            "learner in this process%s. Restart the run with `rllib train file ... --resume` to "
+            "place learner actors again once nodes with learner_resources=%s are up.",
+            type(error).__name__, ", ".join(nodes),
+            f"; the critics of {lost} continue from their last checkpoint (or initial) state" if lost else "",
+            dict(self.config.learner_resources))
+        self._counters[NUM_LEARNER_FALLBACKS] += 1
+        self.learners = None
 
     @override(Algorithm)
     def __setstate__(self, state) -> None:
@@ -328,11 +354,16 @@ class MADDPG(Algorithm):
                 results[agent.policy_id] = policy.learn_on_batch(batch, actor_batches[agent.policy_id])
         else:
             batch = self.minibatch(policies)
-            results = self.learners.update(
-                self.agents, policies, _numpy(batch),
-                {pid: None if ab is None else {s: _numpy(b) for s, b in ab.items()}
-                 for pid, ab in actor_batches.items()},
-            )
+            try:
+                results = self.learners.update(
+                    self.agents, policies, _numpy(batch),
+                    {pid: None if ab is None else {s: _numpy(b) for s, b in ab.items()}
+                     for pid, ab in actor_batches.items()},
+                )
+            except ray.exceptions.RayActorError as error:
+                # This round is dropped (some agents may have updated); the next is local.
+                self._fall_back_to_local_learner(error)
+                return {}
         if diagnose and not isinstance(self.learners, PerAgentLearners):
             for agent, policy in zip(self.agents, policies):
                 results[agent.policy_id]["learner_stats"].update(

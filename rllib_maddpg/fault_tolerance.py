@@ -49,10 +49,18 @@ class RunnerRecovery:
         self.counters = counters
         self.runner_resources = runner_resources
         self._pings: Dict[int, ray.ObjectRef] = {}
-        self._nodes: Dict[int, str] = {}  # runner id -> the node it ran on, while down
+        # runner id -> the node it last ran on while healthy. Read at start and
+        # after each restore: once a runner is restarting, the GCS shows where
+        # it waits to be placed instead.
+        self._nodes: Dict[int, str] = {}
+        self._remember_nodes(self.group.healthy_env_runner_ids())
         self.dead: set = set()  # runners that can never come back (restarts used up, ray.kill)
         self._degraded_since = None
         self._last_progress = 0.0
+
+    def _remember_nodes(self, ids: List[int]) -> None:
+        actors = self._manager.actors()
+        self._nodes.update({i: node_of(actors[i]) for i in ids})
 
     @property
     def _manager(self):
@@ -92,6 +100,7 @@ class RunnerRecovery:
         # Runners that came back through any other answer (RLlib marks them itself).
         restored += [i for i in manager._restored_actors if i not in restored]
         manager._restored_actors.clear()
+        self._remember_nodes(restored)
         self.counters[NUM_RUNNER_RESTORES] += len(restored)
         return restored
 
@@ -100,7 +109,6 @@ class RunnerRecovery:
         now, down = time.time(), self.down()
         if down and self._degraded_since is None:
             self._degraded_since = self._last_progress = now
-            self._nodes.update({i: node_of(self._manager.actors()[i]) for i in down})
             logger.warning("env runners %s are down: %s", down, self.waiting_for(down))
         elif down and now - self._last_progress >= PROGRESS_EVERY_S:
             self._last_progress = now
@@ -110,7 +118,6 @@ class RunnerRecovery:
             logger.warning("all env runners are back after %.1f s", now - self._degraded_since)
             self.counters[DEGRADED_TIME_S] += now - self._degraded_since
             self._degraded_since = None
-            self._nodes.clear()
 
     def degraded_for(self) -> float:
         return 0.0 if self._degraded_since is None else time.time() - self._degraded_since

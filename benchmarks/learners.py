@@ -23,7 +23,11 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import time
+
+# The two-node cluster helper is test support (tests/local_cluster.py), not part of the package.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 
 def measure(n_agents: int, width: int, mode: str, args) -> dict:
@@ -88,7 +92,7 @@ def main():
             # `import ray` (which reads RAY_AUTH_MODE once; rllib_maddpg imports ray).
             token = os.urandom(32).hex()
             os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
-            from rllib_maddpg.local_cluster import two_node_cluster
+            from local_cluster import two_node_cluster
 
             args.learner_resource = args.learner_resource or "learner_node"
             cluster = stack.enter_context(

@@ -113,6 +113,10 @@ class MADDPGConfig(AlgorithmConfig):
         self.data_parallel_learners = 1
         self.learner_resources = {"CPU": 1}
         self.shared_policy_agent_id = False
+        # Fault tolerance (fault_tolerance.py): what a training step does while
+        # no remote env runner is healthy (e.g. their node is lost).
+        self.sample_on_driver_when_runners_down = True
+        self.env_runner_wait_timeout_s = 60.0
 
         # Derived from the env by `validate()`: the joint agent order, and what
         # the env said about its agents (cached: building an env can be slow).
@@ -159,6 +163,8 @@ class MADDPGConfig(AlgorithmConfig):
         data_parallel_learners: Optional[int] = NotProvided,
         learner_resources: Optional[Dict[str, float]] = NotProvided,
         shared_policy_agent_id: Optional[bool] = NotProvided,
+        sample_on_driver_when_runners_down: Optional[bool] = NotProvided,
+        env_runner_wait_timeout_s: Optional[float] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -272,6 +278,16 @@ class MADDPGConfig(AlgorithmConfig):
                 actor's input o_i and to the shared critic's input (x, a, id_i);
                 False: the actor sees o_i alone (agents of one group then act
                 alike on alike observations). No effect on unshared policies.
+            sample_on_driver_when_runners_down: with remote env runners and
+                `restart_failed_env_runners`, when none of them has been
+                healthy for `env_runner_wait_timeout_s` (e.g. their node is
+                lost and no node with their resources is up), sample with the
+                driver's own env runner, at reduced speed, until one is back;
+                False: raise an error that names the node and the fix. Builds
+                the env on the driver too.
+            env_runner_wait_timeout_s: how long (seconds) training waits,
+                polling, for a lost env runner to come back (a crashed process
+                restarts in seconds) before the above. > 0.
 
         Returns:
             This updated MADDPGConfig object.
@@ -333,6 +349,9 @@ class MADDPGConfig(AlgorithmConfig):
         self._validate_maddpg_keys()
         if self.env_runner_cls in (None, RolloutWorker, LockstepEnvRunner):
             self.env_runner_cls = LockstepEnvRunner if self.use_lockstep_sampler else None
+        if self.num_env_runners > 0 and self.restart_failed_env_runners \
+                and self.sample_on_driver_when_runners_down:
+            self.create_env_on_local_worker = True  # the driver's runner samples while they are down
         if self.env is not None:
             self._resolve_agents()
 
@@ -413,6 +432,10 @@ class MADDPGConfig(AlgorithmConfig):
               and all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
                       for k, v in self.learner_resources.items()),
               "learner_resources", "use a dict of resource name -> amount >= 0, e.g. {'CPU': 1}")
+        check(isinstance(self.sample_on_driver_when_runners_down, bool),
+              "sample_on_driver_when_runners_down", "use True or False")
+        check(isinstance(self.env_runner_wait_timeout_s, (int, float)) and self.env_runner_wait_timeout_s > 0,
+              "env_runner_wait_timeout_s", "use a number of seconds > 0")
         check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
         if self.exploration_noise_final_scale is not None:
             check(self.exploration_noise_final_scale >= 0,

@@ -354,6 +354,16 @@ class Member:
         self.algo.stop()
 
 
+def _lost(ref: ray.ObjectRef) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+        return False
+    except ray.exceptions.RayActorError:
+        return True
+    except Exception:
+        return False
+
+
 def _float(value: Any) -> float:
     try:
         return float(value)
@@ -456,7 +466,7 @@ class GeneticMADDPG(tune.Trainable):
         self.steps_lifetime = [0] * self.population_size
 
     def step(self) -> Dict[str, Any]:
-        results = ray.get([member.train.remote() for member in self.members])
+        results = self._get_from_members([member.train.remote() for member in self.members])
         steps_this_iter = 0
         for i, result in enumerate(results):
             lifetime = int(result["num_env_steps_sampled_lifetime"])
@@ -501,6 +511,27 @@ class GeneticMADDPG(tune.Trainable):
             "num_env_steps_sampled_this_iter": steps_this_iter,
             STEPS_PER_MEMBER: min(self.steps_lifetime),
         }
+
+    def _get_from_members(self, refs: List[ray.ObjectRef]) -> List[Any]:
+        """ray.get, with a clear error when a member is lost (e.g. with its node).
+
+        A member's algorithm (policies, replay buffer) lives only in its actor,
+        so what it learned since the last checkpoint is gone; the run goes on
+        from that checkpoint, with every member placed again."""
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayActorError as error:
+            lost = [i for i, ref in enumerate(refs) if _lost(ref)]
+            from rllib_maddpg.fault_tolerance import node_of
+
+            where = ", ".join(f"member {i} on node {node_of(self.members[i])}" for i in lost) or "a member"
+            raise RuntimeError(
+                f"GeneticMADDPG lost {where} ({type(error).__name__}); its state since the last "
+                "checkpoint cannot be recovered. Continue from the last checkpoint: "
+                "`rllib train file <file> --resume` (or Tune's FailureConfig(max_failures=N), which "
+                "restores the trial by itself); the members are placed again once nodes with "
+                f"member_resources={self.algo_config.member_resources} are up."
+            ) from error
 
     def sync_critics(self, metrics: Sequence[float]) -> Optional[int]:
         """Applies `critic_sync` to the member actors; returns the source member (or None).

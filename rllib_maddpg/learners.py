@@ -130,6 +130,20 @@ class PerAgentLearners:
         for policy, state in zip(policies.values(), states):
             policy.set_state(state)
 
+    def pull_surviving_states(self, policies: Mapping[str, object], timeout_s: float = 60) -> List[str]:
+        """As pull_states, for the learners still alive; returns the policy ids of the lost ones,
+        whose driver copies keep their current actors and their critics as last pulled."""
+        lost = []
+        for pid, policy in policies.items():
+            try:
+                policy.set_state(ray.get(self.learners[pid].get_state.remote(), timeout=timeout_s))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                lost.append(pid)
+        return lost
+
+    def actors(self) -> Dict[str, object]:
+        return dict(self.learners)
+
     def update(self, agents: Sequence[jb.AgentSpec], policies: Sequence, batch: Dict[str, np.ndarray],
                actor_batches: Dict[str, Optional[Dict]]) -> Dict[str, Dict]:
         refs = {}
@@ -153,6 +167,9 @@ class DataParallelLearners:
         remote = GradientReplica.options(**_actor_options(resources))
         specs = policy_configs(config)
         self.replicas = [remote.remote(specs) for _ in range(num_replicas)]
+
+    def actors(self) -> Dict[str, object]:
+        return {f"replica {k}": r for k, r in enumerate(self.replicas)}
 
     def update(self, agents: Sequence[jb.AgentSpec], policies: Sequence, batch: Dict[str, np.ndarray],
                actor_batches: Dict[str, Optional[Dict]]) -> Dict[str, Dict]:

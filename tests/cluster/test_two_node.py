@@ -1,6 +1,6 @@
 """A real two-node Ray cluster on this machine: env runners on the worker, the learner on the head.
 
-Two `ray start --block` processes (`rllib_maddpg.local_cluster`: their own
+Two `ray start --block` processes (`tests/local_cluster.py`: their own
 temp dir and free ports) form the cluster the way cluster.yaml does it: the
 head advertises `learner_node`, the worker `env_runner_node`, and token
 authentication is on. Each node
@@ -27,7 +27,7 @@ import textwrap
 
 import pytest
 
-from rllib_maddpg.local_cluster import two_node_cluster
+from local_cluster import two_node_cluster
 
 # ~80 s for the file on this 2-core machine; in the default run (and CI): it is the only
 # real multi-node check. `pytest -m cluster` runs the cluster tests alone.

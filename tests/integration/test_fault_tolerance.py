@@ -6,6 +6,7 @@ Ray restarts the actor, as `restart_failed_env_runners` asks), once with
 sampling and learning overlapped (one sample request always in flight, which
 the kill interrupts) and once sequential.
 
+While the runner restarts, the driver samples (`sample_on_driver_when_runners_down`).
 A runner killed for good (`ray.kill(runner)`, default `no_restart=True`)
 cannot come back: training must then fail with RLlib's error after
 `num_consecutive_env_runner_failures_tolerance` empty steps, not hang.
@@ -13,7 +14,9 @@ cannot come back: training must then fail with RLlib's error after
 
 import os
 import signal
+import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -57,13 +60,21 @@ def test_training_goes_on_after_the_env_runner_is_killed(ray_local, overlap):
 
         os.kill(pid, signal.SIGKILL)
 
-        steps = before["num_env_steps_sampled_lifetime"]
-        for _ in range(2):
+        # Training does not wait for the restart: the driver samples meanwhile
+        # (sample_on_driver_when_runners_down), then the restarted runner again.
+        steps, deadline = before["num_env_steps_sampled_lifetime"], time.time() + 120
+        while True:
             result = algo.train()
             assert result["num_env_steps_sampled_lifetime"] >= steps + STEPS_PER_ITERATION
             steps = result["num_env_steps_sampled_lifetime"]
+            if result["num_healthy_workers"] == 1 or time.time() > deadline:
+                break
         assert result["num_remote_worker_restarts"] >= 1
         assert result["num_healthy_workers"] == 1
+        on_driver = result["fault_tolerance"]["env_steps_sampled_on_driver"]
+        result = algo.train()
+        assert result["fault_tolerance"]["env_steps_sampled_on_driver"] == on_driver  # the runner sampled
+        assert result["fault_tolerance"]["num_env_runners_down"] == 0
         assert result["info"]["num_env_steps_trained"] > before["info"]["num_env_steps_trained"]
         # Ray re-ran the runner's constructor in a new process (RLlib's
         # `recreated_worker` flag stays False for a Ray-level restart).
@@ -105,5 +116,58 @@ def test_a_runner_lost_for_good_ends_training_with_an_error(ray_local):
         with pytest.raises(RuntimeError, match="consecutive"):
             for _ in range(5):
                 algo.train()
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("learners", [{"per_agent_learners": True}, {"data_parallel_learners": 2}],
+                         ids=["per_agent", "data_parallel"])
+def test_lost_learner_actors_fall_back_to_the_local_learner(ray_local, learners):
+    """Learner actors lost (as with their node): training goes on in the driver."""
+    import ray
+
+    from rllib_maddpg import MADDPGConfig
+
+    config = (
+        MADDPGConfig()
+        .environment("mpe/simple_spread")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=25)
+        .reporting(min_sample_timesteps_per_iteration=STEPS_PER_ITERATION)
+        .training(num_steps_sampled_before_learning_starts=200, train_batch_size=32,
+                  learner_resources={"CPU": 0.5}, **learners)
+    )
+    algo = config.build_algo()
+    try:
+        algo.train()
+        rounds = algo._counters["maddpg_num_update_rounds"]
+        assert rounds > 0
+        for actor in algo.learners.actors().values():
+            ray.kill(actor)
+        result = algo.train()
+        assert algo.learners is None
+        assert result["fault_tolerance"]["num_learner_fallbacks"] == 1
+        result = algo.train()
+        assert algo._counters["maddpg_num_update_rounds"] > rounds + 1
+        assert all(np.isfinite(s["learner_stats"]["critic_loss"])
+                   for s in result["info"]["learner"].values())
+    finally:
+        algo.stop()
+
+
+def test_a_lost_genetic_member_is_a_clear_error(ray_local):
+    import ray
+
+    from rllib_maddpg.genetic import GeneticMADDPGConfig
+
+    config = (GeneticMADDPGConfig().environment("mpe/simple_tag").debugging(seed=0)
+              .env_runners(num_env_runners=0)
+              .update_from_dict(dict(num_steps_sampled_before_learning_starts=300, train_batch_size=64,
+                                     min_sample_timesteps_per_iteration=500, population_size=2)))
+    algo = config.build_algo()
+    try:
+        algo.train()
+        ray.kill(algo.members[1])
+        with pytest.raises(RuntimeError, match=r"lost member 1 on node .*--resume"):
+            algo.train()
     finally:
         algo.stop()

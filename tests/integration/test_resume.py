@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from rllib_maddpg.local_cluster import kill_processes_under
+from local_cluster import kill_processes_under
 
 pytestmark = pytest.mark.integration
 

@@ -59,6 +59,7 @@ BAD_VALUES = {
     "ensemble_shared_draw": [["0", "1"]], "subpolicy_for_acting": [-1],
     "per_agent_learners": [1], "data_parallel_learners": [0], "shared_policy_agent_id": ["yes"],
     "learner_resources": [{"CPU": -1}],
+    "sample_on_driver_when_runners_down": ["yes"], "env_runner_wait_timeout_s": [0, None],
 }
 BAD_CASES = [(key, value) for key, values in BAD_VALUES.items() for value in values]
 

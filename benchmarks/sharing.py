@@ -55,7 +55,7 @@ def build(n: int, mode: str, seed: int):
     return config.training(**options)
 
 
-def run(n: int, mode: str, seed: int) -> dict:
+def run(n: int, mode: str, seed: int, budget: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -64,7 +64,7 @@ def run(n: int, mode: str, seed: int) -> dict:
     start = time.time()
     try:
         steps = 0
-        while steps < BUDGETS[n]:
+        while steps < budget:
             result = algo.train()
             steps = result["num_env_steps_sampled_lifetime"]
             ret = float(result["env_runners"].get("episode_return_mean", float("nan")))
@@ -75,7 +75,7 @@ def run(n: int, mode: str, seed: int) -> dict:
     finally:
         algo.stop()
     seconds = time.time() - start
-    return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": BUDGETS[n],
+    return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": budget,
             "reached_env_steps": reached and reached["env_steps"],
             "reached_seconds": reached and reached["seconds"],
             "env_steps": curve[-1]["env_steps"], "seconds": seconds,
@@ -105,9 +105,10 @@ def table(out: str) -> str:
             hit = [r for r in rs if r["reached_env_steps"] is not None]
             steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
             secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
+            budget = "/".join(f"{b:,}" for b in sorted({r["budget"] for r in rs}))
             lines.append(
                 f"| {n} | {mode} | {len(rs)} | {len(hit)}/{len(rs)} (>= {THRESHOLDS[n]:g} within "
-                f"{BUDGETS[n]:,}) | {steps} | {secs} | "
+                f"{budget}) | {steps} | {secs} | "
                 f"{np.median([learning_throughput(r['curve']) for r in rs]):,.0f} | "
                 f"{np.median([r['final_return'] for r in rs]):.1f} |")
     return "\n".join(lines)
@@ -118,6 +119,8 @@ def main():
     parser.add_argument("--agents", type=int, nargs="*", default=[3], choices=sorted(THRESHOLDS))
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--budget", type=int, default=None,
+                        help="env steps per run (default: BUDGETS[N]); e.g. a short N=12 run for throughput")
     parser.add_argument("--out", default="docs/sharing")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
@@ -134,7 +137,7 @@ def main():
                         path = os.path.join(args.out, "runs", f"n{n}_{mode}_{seed}.json")
                         if os.path.exists(path):
                             continue
-                        result = run(n, mode, seed)
+                        result = run(n, mode, seed, args.budget or BUDGETS[n])
                         with open(path + ".tmp", "w") as f:
                             json.dump(result, f)
                         os.replace(path + ".tmp", path)

@@ -39,7 +39,7 @@ MODES = {
 }
 
 
-def build(n: int, mode: str, seed: int):
+def build(n: int, mode: str, seed: int, lr: float = 1e-2):
     from rllib_maddpg import MADDPGConfig
 
     options = dict(MODES[mode])
@@ -52,14 +52,14 @@ def build(n: int, mode: str, seed: int):
     )
     if options.pop("shared", False):
         config.update_from_dict({"policy_mapping_fn": {f"agent_{k}": "shared" for k in range(n)}})
-    return config.training(**options)
+    return config.training(actor_lr=lr, critic_lr=lr, **options)
 
 
-def run(n: int, mode: str, seed: int, budget: int) -> dict:
+def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    algo = build(n, mode, seed).build_algo()
+    algo = build(n, mode, seed, lr).build_algo()
     curve, reached = [], None
     start = time.time()
     try:
@@ -75,7 +75,7 @@ def run(n: int, mode: str, seed: int, budget: int) -> dict:
     finally:
         algo.stop()
     seconds = time.time() - start
-    return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": budget,
+    return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": budget, "lr": lr,
             "reached_env_steps": reached and reached["env_steps"],
             "reached_seconds": reached and reached["seconds"],
             "env_steps": curve[-1]["env_steps"], "seconds": seconds,
@@ -98,10 +98,12 @@ def table(out: str) -> str:
              "| seconds to threshold (median) | training env steps/s | final return (median) |",
              "|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["n"] for r in runs}):
-        for mode in MODES:
-            rs = [r for r in runs if r["n"] == n and r["mode"] == mode]
+        for mode, lr in [(m, lr) for m in MODES for lr in sorted({r.get("lr", 1e-2) for r in runs})]:
+            rs = [r for r in runs if r["n"] == n and r["mode"] == mode and r.get("lr", 1e-2) == lr]
             if not rs:
                 continue
+            if lr != 1e-2:
+                mode = f"{mode}, lr {lr:g}"
             hit = [r for r in rs if r["reached_env_steps"] is not None]
             steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
             secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
@@ -121,6 +123,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--budget", type=int, default=None,
                         help="env steps per run (default: BUDGETS[N]); e.g. a short N=12 run for throughput")
+    parser.add_argument("--lr", type=float, default=1e-2, help="actor and critic lr (paper: 1e-2)")
     parser.add_argument("--out", default="docs/sharing")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
@@ -134,10 +137,11 @@ def main():
             for seed in args.seeds:
                 for n in args.agents:
                     for mode in args.modes:
-                        path = os.path.join(args.out, "runs", f"n{n}_{mode}_{seed}.json")
+                        lr = "" if args.lr == 1e-2 else f"_lr{args.lr:g}"
+                        path = os.path.join(args.out, "runs", f"n{n}_{mode}{lr}_{seed}.json")
                         if os.path.exists(path):
                             continue
-                        result = run(n, mode, seed, args.budget or BUDGETS[n])
+                        result = run(n, mode, seed, args.budget or BUDGETS[n], args.lr)
                         with open(path + ".tmp", "w") as f:
                             json.dump(result, f)
                         os.replace(path + ".tmp", path)

@@ -5,7 +5,8 @@ and answers the questions the algorithm asks about agent i's action:
   - `sample`: the action to act with, exploration on (a Gumbel-Softmax sample,
     or tanh plus Gaussian noise) or off (the noise-free softmax, or tanh);
   - `policy_action`: the differentiable a_i = mu_i(o_i) for the actor loss;
-  - `target_action`: a'_i = mu'_i(o'_i) for the critic target;
+  - `target_action`: a'_i for the critic target, from the target actor mu'_i(o'_i)
+    (a Gumbel-Softmax sample as in the original, or noise-free);
   - `to_env`: the action the environment receives, from the critic's view.
 The critic always sees a float vector (`critic_dim` entries): a relaxed
 one-hot per categorical component, or the Box action scaled to [-1, 1].
@@ -64,11 +65,13 @@ class GumbelSoftmaxHead:
         mode); the env gets the (relaxed) vectors themselves, as in the original code.
     """
 
-    def __init__(self, segments: Sequence[int], kind: str, temperature: float, hard: bool):
+    def __init__(self, segments: Sequence[int], kind: str, temperature: float, hard: bool,
+                 target_noise: bool = True):
         self.segments = [int(s) for s in segments]
         self.kind = kind
         self.temperature = temperature
         self.hard = hard
+        self.target_noise = target_noise
         self.out_dim = self.critic_dim = sum(self.segments)
 
     def _per_segment(self, out: torch.Tensor, fn) -> torch.Tensor:
@@ -90,8 +93,13 @@ class GumbelSoftmaxHead:
             out, lambda x: gumbel_softmax(x, self.temperature, self.hard)
         )
 
-    # The original code's target actors sample too: a'_j ~ GumbelSoftmax(mu'_j(o'_j)).
-    target_action = policy_action
+    def target_action(self, out: torch.Tensor) -> torch.Tensor:
+        """a'_j for the critic target. The original code's target actors sample too,
+        a'_j ~ GumbelSoftmax(mu'_j(o'_j)); with `gumbel_target_noise` False it is the
+        noise-free softmax (hard: the one-hot argmax), DDPG's deterministic target."""
+        return self._per_segment(
+            out, lambda x: gumbel_softmax(x, self.temperature, self.hard, noise=self.target_noise)
+        )
 
     def to_env(self, critic_action: np.ndarray) -> np.ndarray:
         if self.kind == "simplex":
@@ -143,12 +151,12 @@ def make_action_head(
     wrapper for MPE's continuous mode); `config["simplex_box_actions"]` turns
     that reading off.
     """
-    temperature = config["gumbel_softmax_temperature"]
-    hard = config["gumbel_softmax_hard"]
+    gumbel = (config["gumbel_softmax_temperature"], config["gumbel_softmax_hard"],
+              config["gumbel_target_noise"])
     if isinstance(action_space, gym.spaces.Discrete):
-        return GumbelSoftmaxHead([action_space.n], "discrete", temperature, hard)
+        return GumbelSoftmaxHead([action_space.n], "discrete", *gumbel)
     if isinstance(action_space, gym.spaces.MultiDiscrete) and len(action_space.shape) == 1:
-        return GumbelSoftmaxHead(list(action_space.nvec), "multi_discrete", temperature, hard)
+        return GumbelSoftmaxHead(list(action_space.nvec), "multi_discrete", *gumbel)
     if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
         if simplex_segments and config["simplex_box_actions"]:
             if sum(simplex_segments) != action_space.shape[0]:
@@ -157,7 +165,7 @@ def make_action_head(
                     f"action size {action_space.shape[0]}; fix the env's "
                     "`action_simplex_segments`."
                 )
-            return GumbelSoftmaxHead(simplex_segments, "simplex", temperature, hard)
+            return GumbelSoftmaxHead(simplex_segments, "simplex", *gumbel)
         if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
             raise ValueError(
                 f"MADDPG needs a bounded Box action space, got {action_space}: give the "

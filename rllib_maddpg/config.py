@@ -97,6 +97,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.use_local_critic = False
         self.gumbel_softmax_temperature = 1.0
         self.gumbel_softmax_hard = False
+        self.gumbel_target_noise = True
         self.simplex_box_actions = True
         self.exploration_noise_scale = 0.1
         self.exploration_noise_final_scale = None
@@ -147,6 +148,7 @@ class MADDPGConfig(AlgorithmConfig):
         use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
         gumbel_softmax_temperature: Optional[float] = NotProvided,
         gumbel_softmax_hard: Optional[bool] = NotProvided,
+        gumbel_target_noise: Optional[bool] = NotProvided,
         simplex_box_actions: Optional[bool] = NotProvided,
         exploration_noise_scale: Optional[float] = NotProvided,
         exploration_noise_final_scale: Optional[float] = NotProvided,
@@ -223,6 +225,10 @@ class MADDPGConfig(AlgorithmConfig):
             gumbel_softmax_hard: feed the critic one-hot samples with
                 straight-through gradients instead of the relaxed sample
                 (original code: False).
+            gumbel_target_noise: the target actions a'_j of the critic target
+                are Gumbel-Softmax samples of mu'_j(o'_j) (original code: True);
+                False: the noise-free softmax, a deterministic target policy as
+                in DDPG.
             simplex_box_actions: read Box actions that the env marks as
                 probability vectors (MPE's continuous mode) with Gumbel-Softmax,
                 as the original code did. False: tanh + Gaussian noise.
@@ -400,8 +406,8 @@ class MADDPGConfig(AlgorithmConfig):
               or (isinstance(self.use_local_critic, (list, tuple))
                   and all(isinstance(p, str) for p in self.use_local_critic)),
               "use_local_critic", "use True/False or a list of policy IDs")
-        for key in ("gumbel_softmax_hard", "simplex_box_actions", "store_buffer_in_checkpoints",
-                    "standardize_rewards", "independent_minibatches",
+        for key in ("gumbel_softmax_hard", "gumbel_target_noise", "simplex_box_actions",
+                    "store_buffer_in_checkpoints", "standardize_rewards", "independent_minibatches",
                     "use_lockstep_sampler", "overlap_sampling_and_learning"):
             check(isinstance(getattr(self, key), bool), key, "use True or False")
         check(isinstance(self.infer_other_policies, bool)

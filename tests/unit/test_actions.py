@@ -1,10 +1,11 @@
-"""Acting and exploring (actions.py): Gumbel-Softmax samples on hand-made logits."""
+"""Acting and exploring (actions.py): Gumbel-Softmax samples and target actions on hand-made logits."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from rllib_maddpg.actions import gumbel_softmax
+from rllib_maddpg.actions import gumbel_softmax, make_action_head
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +47,19 @@ def test_gumbel_softmax_without_noise_is_softmax_and_argmax_follows_the_probabil
     samples = gumbel_softmax(logits.expand(20000, 3), 1.0, hard=True).argmax(-1)
     freq = np.bincount(samples.numpy(), minlength=3) / 20000
     np.testing.assert_allclose(freq, torch.softmax(logits, -1).numpy(), atol=0.015)
+
+
+@pytest.mark.parametrize("kind, space", [
+    ("simplex", gym.spaces.Box(0.0, 1.0, (5,))),
+    ("discrete", gym.spaces.Discrete(4)),
+])
+def test_target_actions_sample_by_default_and_are_the_softmax_without_target_noise(kind, space):
+    config = {"gumbel_softmax_temperature": 1.0, "gumbel_softmax_hard": False,
+              "gumbel_target_noise": True, "simplex_box_actions": True}
+    segments = [5] if kind == "simplex" else None
+    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0, 0.3][: 5 if kind == "simplex" else 4]] * 3)
+    sampled = make_action_head(space, segments, config).target_action(logits)
+    assert len({tuple(row) for row in sampled.numpy().round(4)}) > 1  # Gumbel noise: rows differ
+    head = make_action_head(space, segments, {**config, "gumbel_target_noise": False})
+    np.testing.assert_allclose(head.target_action(logits).numpy(), torch.softmax(logits, -1).numpy(),
+                               rtol=1e-6)

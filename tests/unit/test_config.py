@@ -48,7 +48,7 @@ BAD_VALUES = {
     "grad_norm_clipping": [0.0], "grad_norm_clipping_scope": ["layer"],
     "layer_init": ["kaiming"], "independent_minibatches": [{"independent_minibatches": True, "per_agent_learners": True}], "standardize_rewards": [1], "torch_num_threads": [0],
     "actor_regularization": [-1e-3], "use_local_critic": ["yes"],
-    "gumbel_softmax_temperature": [0.0], "gumbel_softmax_hard": ["no"],
+    "gumbel_softmax_temperature": [0.0], "gumbel_softmax_hard": ["no"], "gumbel_target_noise": [0],
     "simplex_box_actions": [None], "exploration_noise_scale": [-0.1],
     "exploration_noise_final_scale": [0.01, -0.5],  # 0.01: without anneal timesteps
     "exploration_noise_anneal_timesteps": [{"exploration_noise_final_scale": 0.01,

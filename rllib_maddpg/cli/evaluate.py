@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +20,14 @@ from rllib_maddpg.evaluation import run_episodes
 
 
 def cmd_evaluate(args) -> int:
-    if args.render:
+    if args.render:  # fail before the episodes, not after
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.render))):
             raise UsageError(f"--render: directory {os.path.dirname(os.path.abspath(args.render))} does not exist")
         if os.path.exists(args.render):
             raise UsageError(f"--render: {args.render} exists; give a new file name (nothing is overwritten)")
-        _pillow()  # fail before the episodes, not after
+        if importlib.util.find_spec("PIL") is None:
+            raise UsageError("--render writes GIFs with Pillow, which is not installed: "
+                             "pip install 'rllib-maddpg[render]' (or pip install pillow)")
     checkpoint = find_checkpoint(args.checkpoint)
     policies = load_policies(checkpoint)
     config = next(iter(policies.values())).config
@@ -143,19 +146,12 @@ def make_env(config: dict[str, Any], render: bool):
                          "build other envs in Python)") from e
 
 
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise UsageError("--render writes GIFs with Pillow, which is not installed: "
-                         "pip install 'rllib-maddpg[render]' (or pip install pillow)") from None
-    return Image
-
-
 def write_gif(path: str, frames, fps: float) -> int:
     """An animated GIF of RGB(A) frames at full resolution, each with its own
     adaptive palette, LZW-compressed by Pillow; returns the file's size."""
-    images = [_pillow().fromarray(frame[..., :3]).quantize(colors=256) for frame in frames]
+    from PIL import Image
+
+    images = [Image.fromarray(frame[..., :3]).quantize(colors=256) for frame in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
                    loop=0, optimize=True)
     return os.path.getsize(path)

@@ -28,9 +28,19 @@ from ray.tune.utils import flatten_dict
 from rllib_maddpg.cli.errors import UsageError, did_you_mean
 from rllib_maddpg.envs import MPE_SCENARIOS
 
-# The keys of one experiment (`rllib train --help` shows them).
-EXPERIMENT_KEYS = ("run", "env", "stop", "config", "checkpoint_config", "storage_path", "num_samples",
-                   "wandb", "mlflow")
+# The keys of one experiment (`rllib train --help` shows them): the type of each, and what it must be.
+EXPERIMENT_KEYS = {
+    "run": (str, "a trainable registered with Tune, e.g. `run: MADDPG`"),
+    "env": (str, "an env name, e.g. `env: mpe/simple_spread`"),
+    "stop": (dict, "a mapping of stop criteria"),
+    "config": (dict, "a mapping of the algorithm's config"),
+    "checkpoint_config": (dict, "a mapping of ray.tune.CheckpointConfig arguments"),
+    "storage_path": (str, "a path"),
+    "num_samples": (int, "an integer >= 1"),
+    "wandb": (dict, "a mapping of WandbLoggerCallback arguments"),
+    "mlflow": (dict, "a mapping of MLflowLoggerCallback arguments"),
+}
+MPE_ENVS = [f"mpe/{scenario}" for scenario in MPE_SCENARIOS]
 
 
 @dataclasses.dataclass
@@ -96,38 +106,38 @@ def prepare_experiment(name: str, raw: dict[str, Any], stop_override: dict[str, 
     """Checks one experiment of the file and applies the command-line flags."""
     where = f"experiment {name!r}"
     check_keys(where, raw, EXPERIMENT_KEYS)
-    run = raw.get("run")
-    if not isinstance(run, str) or not run:
+    for key, value in raw.items():
+        kind, what = EXPERIMENT_KEYS[key]
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise UsageError(f"{where}: `{key}` must be {what}, got {value!r}")
+    if not raw.get("run"):
         raise UsageError(f"{where}: `run` is missing; set it to a trainable, e.g. `run: MADDPG`")
-    trainable = resolve_trainable(run, where)
+    trainable = resolve_trainable(raw["run"], where)
 
-    config = _deep_merge(_mapping(raw, "config", where), config_override)
-    if raw.get("env") is not None and config.get("env") not in (None, raw["env"]):
+    config = _deep_merge(raw.get("config") or {}, config_override)
+    if raw.get("env") and config.get("env") not in (None, raw["env"]):
         raise UsageError(f"{where}: the env is given twice, as env: {raw['env']!r} and config.env: "
                          f"{config['env']!r}; keep one")
     config["env"] = raw.get("env") or config.get("env")
-    if config["env"] is None:
+    if not config["env"]:
         raise UsageError(f"{where}: no env; add e.g. `env: mpe/simple_spread` (or config.env). "
-                         f"MPE scenarios: {', '.join(mpe_env_names())}")
+                         f"MPE scenarios: {', '.join(MPE_ENVS)}")
     check_env(config["env"], where)
 
-    stop = {**flatten_stop(_mapping(raw, "stop", where), where), **flatten_stop(stop_override, "--stop")}
-
     storage_path = getattr(args, "storage_path", None) or raw.get("storage_path") or DEFAULT_STORAGE_PATH
-    if not isinstance(storage_path, str):
-        raise UsageError(f"{where}: storage_path must be a path, got {storage_path!r}")
     if "://" not in storage_path:
         storage_path = os.path.abspath(os.path.expanduser(storage_path))
         if os.path.exists(storage_path) and not os.path.isdir(storage_path):
             raise UsageError(f"{where}: storage_path {storage_path} exists and is not a directory")
     num_samples = raw.get("num_samples", 1)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise UsageError(f"{where}: num_samples must be an integer >= 1, got {num_samples!r}")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise UsageError(f"{where}: `num_samples` must be an integer >= 1, got {num_samples!r}")
     return ExperimentSpec(
-        name=name, run=run, trainable=trainable, config=config, stop=stop,
-        checkpoint_config=_checkpoint_config(raw, args, where),
-        storage_path=storage_path, num_samples=num_samples,
-        variants=validate_variants(trainable, config, where), callbacks=_tracking(raw, args, name, where),
+        name=name, run=raw["run"], trainable=trainable, config=config,
+        stop={**flatten_stop(raw.get("stop") or {}, where), **flatten_stop(stop_override, "--stop")},
+        checkpoint_config=_checkpoint_config(raw, args, where), storage_path=storage_path,
+        num_samples=num_samples, variants=validate_variants(trainable, config, where),
+        callbacks=_tracking_callbacks(raw, args, name, where),
     )
 
 
@@ -137,14 +147,6 @@ def check_keys(what: str, given: dict[str, Any], allowed, noun: str = "key") -> 
     if unknown:
         raise UsageError(f"{what} has unknown {noun}(s) {unknown}.{did_you_mean(unknown[0], allowed)} "
                          f"Allowed: {', '.join(allowed)}")
-
-
-def _mapping(raw: dict[str, Any], key: str, where: str, what: str = "") -> dict[str, Any]:
-    """raw[key], a mapping ({} if absent)."""
-    value = raw.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise UsageError(f"{where}: `{key}` must be a mapping{what}, got {type(value).__name__}")
-    return dict(value or {})
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +170,7 @@ def flatten_stop(stop: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _checkpoint_config(raw: dict[str, Any], args, where: str) -> tune.CheckpointConfig:
-    cfg = _mapping(raw, "checkpoint_config", where)
+    cfg = raw.get("checkpoint_config") or {}
     check_keys(f"{where}: checkpoint_config", cfg,
                [f.name for f in dataclasses.fields(tune.CheckpointConfig) if not f.name.startswith("_")])
     flags = {"checkpoint_frequency": getattr(args, "checkpoint_freq", None),
@@ -181,20 +183,20 @@ def _checkpoint_config(raw: dict[str, Any], args, where: str) -> tune.Checkpoint
         raise UsageError(f"{where}: invalid checkpoint_config {cfg}: {e}") from e
 
 
-def _tracking(raw: dict[str, Any], args, name: str, where: str) -> list[Any]:
+def _tracking_callbacks(raw: dict[str, Any], args, name: str, where: str) -> list[Any]:
     """Tune's own logger callbacks, from the `wandb:`/`mlflow:` mappings and the flags."""
-    from ray.air.integrations.mlflow import MLflowLoggerCallback  # here: importing wandb takes seconds
-    from ray.air.integrations.wandb import WandbLoggerCallback
-
-    classes = {"wandb": WandbLoggerCallback, "mlflow": MLflowLoggerCallback}
-    kwargs = {key: _mapping(raw, key, where, f" of {cls.__name__} arguments")
-              for key, cls in classes.items() if raw.get(key) is not None}
+    kwargs = {key: dict(raw[key]) for key in ("wandb", "mlflow") if raw.get(key) is not None}
     if getattr(args, "wandb_project", None):
         kwargs.setdefault("wandb", {})["project"] = args.wandb_project
     if getattr(args, "mlflow_tracking_uri", None):
         kwargs.setdefault("mlflow", {})["tracking_uri"] = args.mlflow_tracking_uri
-    if "mlflow" in kwargs:
-        kwargs["mlflow"].setdefault("experiment_name", name)
+    if not kwargs:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback  # only here: importing wandb takes seconds
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    classes = {"wandb": WandbLoggerCallback, "mlflow": MLflowLoggerCallback}
+    kwargs.get("mlflow", {}).setdefault("experiment_name", name)
     callbacks = []
     for key, arguments in kwargs.items():
         params = inspect.signature(classes[key]).parameters
@@ -223,19 +225,13 @@ def resolve_trainable(run: str, where: str):
         raise UsageError(f"{where}: cannot import the trainable {run!r}: {e}") from e
 
 
-def mpe_env_names() -> list[str]:
-    return [f"mpe/{s}" for s in MPE_SCENARIOS]
-
-
 def check_env(env: Any, where: str) -> None:
     """A friendlier error than RLlib's for an env name that nothing defines: the
     CLI knows rllib_maddpg's envs (mpe/<scenario>), class paths and gymnasium ids."""
-    if not isinstance(env, str) or env in mpe_env_names() or "." in env or ":" in env:
-        return
-    if env not in gym.registry:
+    if isinstance(env, str) and env not in MPE_ENVS and not {".", ":"} & set(env) and env not in gym.registry:
         raise UsageError(f"{where}: unknown env {env!r}: it is not an rllib_maddpg env, not a "
-                         f"gymnasium id and not a class path.{did_you_mean(env, mpe_env_names())} "
-                         f"MPE envs: {', '.join(mpe_env_names())}")
+                         f"gymnasium id and not a class path.{did_you_mean(env, MPE_ENVS)} "
+                         f"MPE envs: {', '.join(MPE_ENVS)}")
 
 
 def validate_variants(trainable, config: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -246,7 +242,7 @@ def validate_variants(trainable, config: dict[str, Any], where: str) -> list[dic
     """
     try:
         variants = list(generate_variants(copy.deepcopy(config)))
-    except Exception as e:
+    except Exception as e:  # Tune's own error about a malformed grid
         raise UsageError(f"{where}: config: bad grid_search: {e}") from e
     if not variants:
         raise UsageError(f"{where}: config: every grid_search needs a non-empty list of values")
@@ -255,7 +251,7 @@ def validate_variants(trainable, config: dict[str, Any], where: str) -> list[dic
         for resolved, variant in variants:
             try:
                 get_default_config().update_from_dict(variant).validate()
-            except Exception as e:
+            except Exception as e:  # any failure here is a config problem
                 label = f" (grid_search values {format_vars(resolved)})" if resolved else ""
                 raise UsageError(f"{where}: invalid config{label}: {str(e).strip() or type(e).__name__}") from e
     return [variant for _, variant in variants]

@@ -30,18 +30,15 @@ _CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}$")
 
 def cmd_train(args) -> int:
     path = _check_train_args(args)
-    stop_override = parse_json_flag("--stop", args.stop)
-    config_override = parse_json_flag("--config", args.config)
-    specs = [prepare_experiment(name, raw, stop_override, config_override, args)
-             for name, raw in load_experiment_file(path).items()]
+    stop, config = parse_json_flag("--stop", args.stop), parse_json_flag("--config", args.config)
+    specs = [prepare_experiment(name, raw, stop, config, args) for name, raw in load_experiment_file(path).items()]
     # The run locks are held until this command ends; the OS drops them if it dies.
     with contextlib.ExitStack() as locks:
-        runs = [(spec, None, None) for spec in specs]
+        runs = [(spec, None, None) for spec in specs]  # (spec, run directory, Tuner): new runs
         if args.resume is not None:
             run_dirs = [find_resume_dir(spec, args.resume, len(specs)) for spec in specs]
-            for run_dir in run_dirs:
-                if _is_local(run_dir):
-                    locks.enter_context(lock_run_dir(run_dir))
+            for run_dir in filter(_is_local, run_dirs):
+                locks.enter_context(lock_run_dir(run_dir))
             runs = [(spec, run_dir, restore_run(spec, run_dir)) for spec, run_dir in zip(specs, run_dirs)]
             runs = [run for run in runs if run[2] is not None]
         return _train(runs, args, locks) if runs else EXIT_OK
@@ -51,10 +48,8 @@ def _check_train_args(args) -> str:
     words = args.words[1:] if args.words[:1] == ["file"] else args.words
     if len(words) + bool(args.config_file) != 1:
         raise UsageError("give one YAML file: `rllib train file X.yaml` or `rllib train -f X.yaml`")
-    fixed = [flag for flag, value in (("--stop", args.stop), ("--config", args.config),
-                                      ("--checkpoint-freq", args.checkpoint_freq),
-                                      ("--checkpoint-at-end", args.checkpoint_at_end))
-             if value is not None]
+    fixed = ["--" + dest.replace("_", "-") for dest in ("stop", "config", "checkpoint_freq", "checkpoint_at_end")
+             if getattr(args, dest) is not None]
     if args.resume is not None and fixed:
         raise UsageError(f"--resume continues a run with the config, stop criteria and checkpoint "
                          f"settings it started with; drop {', '.join(fixed)} (or start a new run "
@@ -102,7 +97,7 @@ def _check_resources(spec: ExperimentSpec, have: float) -> None:
     """Refuses a trial that can never start on this local Ray (Tune would wait forever)."""
     try:  # with a config dict, as Tune calls it
         need = spec.trainable.default_resource_request(copy.deepcopy(spec.variants[0])).required_resources["CPU"]
-    except Exception:
+    except Exception:  # best effort: not every trainable says
         return
     if need > have:
         raise UsageError(f"experiment {spec.name!r}: one trial needs {need:g} CPUs but this Ray has "
@@ -121,7 +116,7 @@ def new_run(spec: ExperimentSpec, verbose: int, locks: contextlib.ExitStack):
     if run_name != spec.name:
         print(f"   {os.path.join(spec.storage_path, spec.name)} exists; not touching it.")
     print(f"   results: {run_dir}", flush=True)
-    tuner = tune.Tuner(
+    return run_dir, tune.Tuner(
         spec.trainable,
         param_space=spec.config,
         tune_config=tune.TuneConfig(num_samples=spec.num_samples),
@@ -131,7 +126,6 @@ def new_run(spec: ExperimentSpec, verbose: int, locks: contextlib.ExitStack):
             callbacks=[ProgressCallback(spec.stop, several_trials=spec.num_trials > 1), *spec.callbacks],
         ),
     )
-    return run_dir, tuner
 
 
 def _new_run_name(storage_path: str, name: str) -> str:
@@ -165,12 +159,9 @@ def lock_run_dir(run_dir: str):
         lock.seek(0)
         holder = lock.read().strip() or "unknown"
         lock.close()
-        raise UsageError(
-            f"{run_dir} is being written by another `rllib train` (pid {holder}), which "
-            "started or resumed it: wait for it to end, or stop it, then run --resume again"
-        ) from None
-    lock.seek(0)
-    lock.truncate()
+        raise UsageError(f"{run_dir} is being written by another `rllib train` (pid {holder}), which "
+                         "started or resumed it: wait for it to end, or stop it, then run --resume again") from None
+    lock.truncate(0)
     lock.write(f"{os.getpid()}\n")
     lock.flush()
     return lock
@@ -186,7 +177,7 @@ def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> 
     or a <name>_<date>_<time> of _new_run_name) or a path from the command line.
     """
     if resume is not True:
-        path = os.path.abspath(os.path.expanduser(str(resume)))
+        path = os.path.abspath(os.path.expanduser(resume))
         if num_experiments > 1:
             raise UsageError(f"--resume {resume} names one experiment directory, but the file has "
                              f"{num_experiments} experiments; give --resume without PATH to resume "
@@ -198,9 +189,9 @@ def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> 
     storage, name = spec.storage_path, spec.name
     if not _is_local(storage):  # remote storage: no listing here, Tune checks it
         return f"{storage.rstrip('/')}/{name}"
-    stamped = re.compile(re.escape(name) + r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?$")
-    names = [name] + [d for d in (os.listdir(storage) if os.path.isdir(storage) else []) if stamped.match(d)]
-    runs = [os.path.join(storage, d) for d in names if tune.Tuner.can_restore(os.path.join(storage, d))]
+    own = re.compile(re.escape(name) + r"(_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?)?$")
+    runs = [os.path.join(storage, d) for d in (os.listdir(storage) if os.path.isdir(storage) else [])
+            if own.match(d) and tune.Tuner.can_restore(os.path.join(storage, d))]
     if not runs:
         raise UsageError(f"experiment {name!r}: nothing to resume, no run under {storage} "
                          f"({name}/ or {name}_<date>_<time>/ with a Tune experiment state); "

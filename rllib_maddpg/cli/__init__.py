@@ -16,7 +16,9 @@ import traceback
 from collections.abc import Sequence
 
 from rllib_maddpg.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TRIAL_ERROR, EXIT_USAGE, UsageError
+from rllib_maddpg.cli.evaluate import cmd_evaluate
 from rllib_maddpg.cli.experiments import flatten_stop, load_experiment_file, prepare_experiment
+from rllib_maddpg.cli.run import cmd_train
 
 __all__ = ["main", "build_parser", "flatten_stop", "load_experiment_file", "prepare_experiment", "UsageError"]
 
@@ -53,9 +55,6 @@ def _at_least(low: float, kind=int, exclusive: bool = False):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rllib_maddpg.cli.evaluate import cmd_evaluate
-    from rllib_maddpg.cli.run import cmd_train
-
     parser = argparse.ArgumentParser(
         prog="rllib", epilog="`rllib train --help` and `rllib evaluate --help` tell more.",
         description="Train RLlib algorithms (MADDPG and others registered with Tune) from YAML "
@@ -72,23 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. '{\"training_iteration\": 10}'.")
     add("--config", metavar="JSON", help="config, deep-merged over the file's `config`, "
         "e.g. '{\"actor_lr\": 0.001, \"env_config\": {\"N\": 4}}'.")
-    add("--storage-path", metavar="PATH", help="where results go (default: the file's "
-        "storage_path, else ~/ray_results).")
-    add("--checkpoint-freq", metavar="N", type=_at_least(0), help="save a checkpoint every N iterations "
-        "(0: never).")
-    add("--checkpoint-at-end", action=argparse.BooleanOptionalAction, help="save a checkpoint "
-        "when a trial ends (default: on).")
+    add("--storage-path", metavar="PATH", help="where results go (default: the file's storage_path or ~/ray_results).")
+    add("--checkpoint-freq", metavar="N", type=_at_least(0), help="save a checkpoint every N iterations (0: never).")
+    add("--checkpoint-at-end", action=argparse.BooleanOptionalAction, help="checkpoint a trial's end (default: on).")
     add("--wandb-project", metavar="NAME", help="also log to this Weights & Biases project.")
     add("--mlflow-tracking-uri", metavar="URI", help="also log to MLflow at this URI, e.g. file:///tmp/mlruns.")
-    ray_location = train.add_mutually_exclusive_group()
-    ray_location.add_argument("--ray-address", metavar="ADDR", help="use this running Ray cluster "
-                              "('auto', HOST:6379).")
-    ray_location.add_argument("--ray-num-cpus", metavar="N", type=_at_least(1), help="CPUs of the "
-                              "local Ray started for this run (default: all).")
-    add("--resume", metavar="PATH", nargs="?", const=True, help="continue the newest run of each "
-        "experiment (PATH: that experiment directory); give it after the YAML file.")
-    add("-v", "--verbose", action="count", default=0, help="-v: Tune's status tables, Ray's worker "
-        "logs, library warnings and tracebacks; -vv: also Tune's debug logs.")
+    either = train.add_mutually_exclusive_group().add_argument
+    either("--ray-address", metavar="ADDR", help="use this running Ray cluster ('auto', HOST:6379).")
+    either("--ray-num-cpus", metavar="N", type=_at_least(1), help="CPUs of the local Ray of this run (default: all).")
+    add("--resume", metavar="PATH", nargs="?", const=True, help="continue the newest run of each experiment "
+        "(PATH: that experiment directory); give it after the YAML file.")
+    add("-v", "--verbose", action="count", default=0, help="-v: Tune's status tables, Ray's worker logs, "
+        "library warnings and tracebacks; -vv: also Tune's debug logs.")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -97,16 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(decentralized execution), without Ray, and print the mean (std, min, max) episode return "
         "of each agent and of the team.")
     add = evaluate.add_argument
-    add("checkpoint", metavar="CHECKPOINT", help="a checkpoint_NNNNNN directory, or a trial "
-        "directory (its latest checkpoint).")
+    add("checkpoint", metavar="CHECKPOINT", help="a checkpoint_NNNNNN directory, or a trial directory "
+        "(its latest checkpoint).")
     add("--episodes", type=_at_least(1), default=10, metavar="N", help="episodes to run (default 10).")
     add("--subpolicy", type=_at_least(0), metavar="K", help="policy ensembles: act with sub-policy K "
         "(default: one drawn per agent per episode).")
-    add("--metrics", action="store_true", help="also print the paper's task metrics of the "
-        "scenario (rllib_maddpg/envs/mpe_metrics.py).")
+    add("--metrics", action="store_true", help="also print the scenario's task metrics (envs/mpe_metrics.py).")
     add("--render", metavar="OUT.gif", help="record the first episode as an animated GIF (Pillow).")
-    add("--fps", type=_at_least(0, float, exclusive=True), default=10.0,
-        help="frames per second of the GIF (default 10).")
+    add("--fps", type=_at_least(0, float, exclusive=True), default=10.0, help="GIF frames per second (default 10).")
     add("--seed", type=int, help="seed of the env (episode k: SEED + k) and of the exploration noise.")
     add("--explore", action="store_true", help="act with exploration noise (default: deterministic).")
     add("-v", "--verbose", action="count", default=0, help="show tracebacks and library warnings.")

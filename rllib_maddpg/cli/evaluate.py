@@ -110,17 +110,14 @@ def load_policies(checkpoint: str) -> dict[str, Any]:
 
 
 def _agent_to_policy(config: dict[str, Any], agent_ids: Sequence, policies: dict[str, Any]) -> dict:
-    """agent -> policy id: MADDPG's joint agent order, else the saved policy_mapping_fn."""
-    if config.get("_maddpg_agents"):
-        mapping = {spec.agent_id: spec.policy_id for spec in config["_maddpg_agents"]}
-    else:
-        fn = config.get("policy_mapping_fn")
-        mapping = {}
-        for agent_id in agent_ids:
-            try:
-                mapping[agent_id] = fn(agent_id, None, worker=None) if fn else str(agent_id)
-            except Exception:
-                mapping[agent_id] = str(agent_id)
+    """agent -> policy id, by the saved policy_mapping_fn (MADDPG's is its agent -> policy table)."""
+    fn = config.get("policy_mapping_fn")
+    mapping = {}
+    for agent_id in agent_ids:
+        try:
+            mapping[agent_id] = fn(agent_id, None, worker=None) if fn else str(agent_id)
+        except Exception:  # a mapping fn that needs the episode: the agent's own policy
+            mapping[agent_id] = str(agent_id)
     missing = {a: p for a, p in mapping.items() if p not in policies}
     if missing:
         raise UsageError(f"the checkpoint has no policy for agent(s) {missing}; it has {sorted(policies)}")

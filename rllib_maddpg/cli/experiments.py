@@ -119,9 +119,6 @@ def prepare_experiment(name: str, raw: dict[str, Any], stop_override: dict[str, 
         raise UsageError(f"{where}: the env is given twice, as env: {raw['env']!r} and config.env: "
                          f"{config['env']!r}; keep one")
     config["env"] = raw.get("env") or config.get("env")
-    if not config["env"]:
-        raise UsageError(f"{where}: no env; add e.g. `env: mpe/simple_spread` (or config.env). "
-                         f"MPE scenarios: {', '.join(MPE_ENVS)}")
     check_env(config["env"], where)
 
     storage_path = getattr(args, "storage_path", None) or raw.get("storage_path") or DEFAULT_STORAGE_PATH
@@ -226,8 +223,11 @@ def resolve_trainable(run: str, where: str):
 
 
 def check_env(env: Any, where: str) -> None:
-    """A friendlier error than RLlib's for an env name that nothing defines: the
-    CLI knows rllib_maddpg's envs (mpe/<scenario>), class paths and gymnasium ids."""
+    """A friendlier error than RLlib's for a missing env or an env name that nothing defines:
+    the CLI knows rllib_maddpg's envs (mpe/<scenario>), class paths and gymnasium ids."""
+    if not env:
+        raise UsageError(f"{where}: no env; add e.g. `env: mpe/simple_spread` (or config.env). "
+                         f"MPE envs: {', '.join(MPE_ENVS)}")
     if isinstance(env, str) and env not in MPE_ENVS and not {".", ":"} & set(env) and env not in gym.registry:
         raise UsageError(f"{where}: unknown env {env!r}: it is not an rllib_maddpg env, not a "
                          f"gymnasium id and not a class path.{did_you_mean(env, MPE_ENVS)} "

@@ -80,8 +80,10 @@ def trial_label(experiment_tag: str | None, trial_id: str | None) -> str:
 
 
 def result_label(result) -> str:
-    label = trial_label(result.metrics.get("experiment_tag"), result.metrics.get("trial_id"))
-    return label if result.metrics else os.path.basename(result.path)
+    """trial_label of a ResultGrid entry; its directory name if it never reported."""
+    if not result.metrics:
+        return os.path.basename(result.path)
+    return trial_label(result.metrics.get("experiment_tag"), result.metrics.get("trial_id"))
 
 
 def report(name: str, run_dir: str, seconds: float, results) -> int:
@@ -110,11 +112,11 @@ def report(name: str, run_dir: str, seconds: float, results) -> int:
 
 
 def last_line(path: str | None) -> str:
+    """The last non-blank line of a text file (an error file's exception), or ""."""
     if not path or not os.path.exists(path):
         return ""
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    return lines[-1] if lines else ""
+        return next((line.strip() for line in reversed(f.readlines()) if line.strip()), "")
 
 
 def format_duration(seconds: float | None) -> str:

@@ -72,9 +72,8 @@ def _train(runs, args, locks: contextlib.ExitStack) -> int:
     # -vv: Tune's debug logs; quiet: not even a failed trial's traceback (its error file is named).
     logging.getLogger("ray.tune").setLevel({0: logging.CRITICAL, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
     location = {"address": args.ray_address} if args.ray_address else {"num_cpus": args.ray_num_cpus}
-    ray.init(include_dashboard=False, log_to_driver=args.verbose >= 1,
-             logging_level=logging.INFO if args.verbose else logging.WARNING, **location)
-    try:
+    with ray.init(include_dashboard=False, log_to_driver=args.verbose >= 1,
+                  logging_level=logging.INFO if args.verbose else logging.WARNING, **location):
         if not args.ray_address:
             for spec, _, _ in runs:
                 _check_resources(spec, ray.cluster_resources().get("CPU", 0))
@@ -89,8 +88,6 @@ def _train(runs, args, locks: contextlib.ExitStack) -> int:
                 return code  # Ctrl-C (Tune stops the trials and fit() returns): start nothing more
             exit_code = max(exit_code, code)
         return exit_code
-    finally:
-        ray.shutdown()
 
 
 def _check_resources(spec: ExperimentSpec, have: float) -> None:

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `rllib evaluate ... | head`
         return EXIT_OK
-    except Exception as e:
+    except Exception as e:  # the last resort: one line, the traceback with -v
         if args.verbose:
             traceback.print_exc()
         else:

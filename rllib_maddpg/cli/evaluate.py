@@ -21,8 +21,9 @@ from rllib_maddpg.evaluation import run_episodes
 
 def cmd_evaluate(args) -> int:
     if args.render:  # fail before the episodes, not after
-        if not os.path.isdir(os.path.dirname(os.path.abspath(args.render))):
-            raise UsageError(f"--render: directory {os.path.dirname(os.path.abspath(args.render))} does not exist")
+        out_dir = os.path.dirname(os.path.abspath(args.render))
+        if not os.path.isdir(out_dir):
+            raise UsageError(f"--render: directory {out_dir} does not exist")
         if os.path.exists(args.render):
             raise UsageError(f"--render: {args.render} exists; give a new file name (nothing is overwritten)")
         if importlib.util.find_spec("PIL") is None:
@@ -101,7 +102,7 @@ def load_policies(checkpoint: str) -> dict[str, Any]:
     """The policies of an Algorithm checkpoint (from its policies/<id>/), without Ray."""
     try:
         policies = Policy.from_checkpoint(checkpoint)
-    except Exception as e:
+    except Exception as e:  # not a checkpoint, or one of code that is gone
         raise UsageError(f"cannot restore the policies of {checkpoint}: {e}") from e
     if not isinstance(policies, dict) or not policies:
         raise UsageError(f"{checkpoint} holds no policies; give an Algorithm checkpoint "
@@ -134,13 +135,14 @@ def make_env(config: dict[str, Any], render: bool):
         if isinstance(spec, str) and spec.startswith("mpe/"):
             return make_mpe_env(spec[len("mpe/"):], context)
         if isinstance(spec, str):
+            if not {".", ":"} & set(spec):
+                raise ValueError("`rllib evaluate` builds mpe/<scenario> envs and env classes "
+                                 "(module.Class); build other envs in Python")
             spec = deserialize_type(spec.replace(":", "."), error=True)
         return spec(context)
-    except Exception as e:
+    except Exception as e:  # any failure to build it
         extra = " with render_mode='rgb_array' (does its env_config accept it?)" if render else ""
-        raise UsageError(f"cannot build the checkpoint's env {config.get('env')!r}{extra}: {e} "
-                         "(`rllib evaluate` builds mpe/<scenario> envs and env classes, module.Class; "
-                         "build other envs in Python)") from e
+        raise UsageError(f"cannot build the checkpoint's env {config.get('env')!r}{extra}: {e}") from e
 
 
 def write_gif(path: str, frames, fps: float) -> int:

@@ -3,40 +3,39 @@
 from __future__ import annotations
 
 import glob
-import importlib
+import importlib.util
 import os
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.env.env_context import EnvContext
+from ray.rllib.policy.policy import Policy
+from ray.rllib.utils.serialization import deserialize_type
 
 from rllib_maddpg.cli.errors import EXIT_OK, UsageError
+from rllib_maddpg.envs import env_agent_ids, make_mpe_env
+from rllib_maddpg.evaluation import run_episodes
 
 
 def cmd_evaluate(args) -> int:
-    if args.episodes < 1:
-        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
-    if args.fps <= 0:
-        raise UsageError(f"--fps must be > 0, got {args.fps}")
-    if args.render:
+    if args.render:  # fail before the episodes, not after
         out_dir = os.path.dirname(os.path.abspath(args.render))
         if not os.path.isdir(out_dir):
             raise UsageError(f"--render: directory {out_dir} does not exist")
         if os.path.exists(args.render):
             raise UsageError(f"--render: {args.render} exists; give a new file name (nothing is overwritten)")
-        _pillow()  # fail before the episodes, not after
+        if importlib.util.find_spec("PIL") is None:
+            raise UsageError("--render writes GIFs with Pillow, which is not installed: "
+                             "pip install 'rllib-maddpg[render]' (or pip install pillow)")
     checkpoint = find_checkpoint(args.checkpoint)
     policies = load_policies(checkpoint)
     config = next(iter(policies.values())).config
     ensembles = {pid: p.num_subpolicies for pid, p in policies.items() if getattr(p, "num_subpolicies", 1) > 1}
     if args.subpolicy is not None and any(args.subpolicy >= k for k in ensembles.values()):
         raise UsageError(f"--subpolicy {args.subpolicy}: the ensembles have {ensembles} sub-policies")
-
-    import numpy as np
-
-    from rllib_maddpg.envs import env_agent_ids
-    from rllib_maddpg.evaluation import run_episodes
-
     if args.seed is not None:
-        import torch
-
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
     env = make_env(config, render=bool(args.render))
@@ -77,38 +76,33 @@ def cmd_evaluate(args) -> int:
 def find_checkpoint(path: str) -> str:
     """A checkpoint directory, from a checkpoint or trial (or one-trial experiment) directory."""
     path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.exists(path):
-        raise UsageError(f"checkpoint not found: {path}")
     if not os.path.isdir(path):
-        raise UsageError(f"{path} is not a checkpoint directory (checkpoint_NNNNNN/)")
+        raise UsageError(f"checkpoint not found: {path}" if not os.path.exists(path)
+                         else f"{path} is not a checkpoint directory (checkpoint_NNNNNN/)")
     if os.path.exists(os.path.join(path, "rllib_checkpoint.json")):
         return path
-    by_trial: Dict[str, List[str]] = {}
     for pattern in ("checkpoint_*", "*/checkpoint_*", "*/*/checkpoint_*"):
-        for ckpt in glob.glob(os.path.join(glob.escape(path), pattern)):
-            if os.path.exists(os.path.join(ckpt, "rllib_checkpoint.json")):
-                by_trial.setdefault(os.path.dirname(ckpt), []).append(ckpt)
-        if by_trial:
-            break
-    if len(by_trial) == 1:
-        chosen = max(next(iter(by_trial.values())))
-        print(f"using the latest checkpoint below {path}: {chosen}")
-        return chosen
-    latest = sorted(max(ckpts) for ckpts in by_trial.values())
-    hint = (f" It holds {len(latest)} trials; pick one: {', '.join(latest[:5])}"
-            f"{' ...' if len(latest) > 5 else ''}") if latest else ""
+        latest = {}  # trial directory -> its latest checkpoint
+        for found in sorted(glob.glob(os.path.join(glob.escape(path), pattern, "rllib_checkpoint.json"))):
+            checkpoint = os.path.dirname(found)
+            latest[os.path.dirname(checkpoint)] = checkpoint
+        if len(latest) == 1:
+            (chosen,) = latest.values()
+            print(f"using the latest checkpoint below {path}: {chosen}")
+            return chosen
+        if latest:
+            shown = sorted(latest.values())
+            raise UsageError(f"{path} holds {len(shown)} trials; pick a checkpoint of one: "
+                             f"{', '.join(shown[:5])}{' ...' if len(shown) > 5 else ''}")
     raise UsageError(f"{path} is not an RLlib checkpoint (no rllib_checkpoint.json) nor a trial "
-                     f"directory with checkpoint_* sub-directories.{hint}")
+                     "directory with checkpoint_* sub-directories")
 
 
-def load_policies(checkpoint: str) -> Dict[str, Any]:
+def load_policies(checkpoint: str) -> dict[str, Any]:
     """The policies of an Algorithm checkpoint (from its policies/<id>/), without Ray."""
-    import rllib_maddpg  # noqa: F401  (registers the envs; policy classes unpickle from it)
-    from ray.rllib.policy.policy import Policy
-
     try:
         policies = Policy.from_checkpoint(checkpoint)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # not a checkpoint, or one of code that is gone
         raise UsageError(f"cannot restore the policies of {checkpoint}: {e}") from e
     if not isinstance(policies, dict) or not policies:
         raise UsageError(f"{checkpoint} holds no policies; give an Algorithm checkpoint "
@@ -116,31 +110,24 @@ def load_policies(checkpoint: str) -> Dict[str, Any]:
     return policies
 
 
-def _agent_to_policy(config: Dict[str, Any], agent_ids: Sequence, policies: Dict[str, Any]) -> Dict:
-    """agent -> policy id: MADDPG's joint agent order, else the saved policy_mapping_fn."""
-    if config.get("_maddpg_agents"):
-        mapping = {spec.agent_id: spec.policy_id for spec in config["_maddpg_agents"]}
-    else:
-        fn = config.get("policy_mapping_fn")
-        mapping = {}
-        for agent_id in agent_ids:
-            try:
-                mapping[agent_id] = fn(agent_id, None, worker=None) if fn else str(agent_id)
-            except Exception:  # noqa: BLE001
-                mapping[agent_id] = str(agent_id)
+def _agent_to_policy(config: dict[str, Any], agent_ids: Sequence, policies: dict[str, Any]) -> dict:
+    """agent -> policy id, by the saved policy_mapping_fn (MADDPG's is its agent -> policy table)."""
+    fn = config.get("policy_mapping_fn")
+    mapping = {}
+    for agent_id in agent_ids:
+        try:
+            mapping[agent_id] = fn(agent_id, None, worker=None) if fn else str(agent_id)
+        except Exception:  # a mapping fn that needs the episode: the agent's own policy
+            mapping[agent_id] = str(agent_id)
     missing = {a: p for a, p in mapping.items() if p not in policies}
     if missing:
         raise UsageError(f"the checkpoint has no policy for agent(s) {missing}; it has {sorted(policies)}")
     return mapping
 
 
-def make_env(config: Dict[str, Any], render: bool):
+def make_env(config: dict[str, Any], render: bool):
     """The checkpoint's env: `mpe/<scenario>` from rllib_maddpg's factory, or an env
     class (or its `module.Class` / `module:Class` path) built as Cls(env_config), as RLlib does."""
-    from ray.rllib.env.env_context import EnvContext
-
-    from rllib_maddpg.envs import make_mpe_env
-
     spec = config.get("env")
     env_config = {**(config.get("env_config") or {}), **({"render_mode": "rgb_array"} if render else {})}
     context = EnvContext(env_config, worker_index=0, num_workers=0)
@@ -148,30 +135,22 @@ def make_env(config: Dict[str, Any], render: bool):
         if isinstance(spec, str) and spec.startswith("mpe/"):
             return make_mpe_env(spec[len("mpe/"):], context)
         if isinstance(spec, str):
-            module, _, name = spec.replace(":", ".").rpartition(".")
-            if not module:
+            if not {".", ":"} & set(spec):
                 raise ValueError("`rllib evaluate` builds mpe/<scenario> envs and env classes "
                                  "(module.Class); build other envs in Python")
-            spec = getattr(importlib.import_module(module), name)
+            spec = deserialize_type(spec.replace(":", "."), error=True)
         return spec(context)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # any failure to build it
         extra = " with render_mode='rgb_array' (does its env_config accept it?)" if render else ""
         raise UsageError(f"cannot build the checkpoint's env {config.get('env')!r}{extra}: {e}") from e
-
-
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise UsageError("--render writes GIFs with Pillow, which is not installed: "
-                         "pip install 'rllib-maddpg[render]' (or pip install pillow)") from None
-    return Image
 
 
 def write_gif(path: str, frames, fps: float) -> int:
     """An animated GIF of RGB(A) frames at full resolution, each with its own
     adaptive palette, LZW-compressed by Pillow; returns the file's size."""
-    images = [_pillow().fromarray(frame[..., :3]).quantize(colors=256) for frame in frames]
+    from PIL import Image
+
+    images = [Image.fromarray(frame[..., :3]).quantize(colors=256) for frame in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
                    loop=0, optimize=True)
     return os.path.getsize(path)

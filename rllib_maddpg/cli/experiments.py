@@ -9,24 +9,38 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import inspect
 import json
 import os
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any
+
+import gymnasium as gym
+import yaml
+from ray import tune
+from ray.rllib.algorithms.registry import ALGORITHMS
+from ray.train.constants import DEFAULT_STORAGE_PATH
+from ray.tune.error import TuneError
+from ray.tune.registry import get_trainable_cls
+from ray.tune.search.variant_generator import format_vars, generate_variants
+from ray.tune.utils import flatten_dict
 
 from rllib_maddpg.cli.errors import UsageError, did_you_mean
+from rllib_maddpg.envs import MPE_SCENARIOS
 
-# The keys of one experiment (`rllib train --help` shows them).
-EXPERIMENT_KEYS = ("run", "env", "stop", "config", "checkpoint_config", "storage_path", "num_samples",
-                   "wandb", "mlflow")
-# `wandb:` / `mlflow:`: Tune's own logger callbacks (module, class, the package they need).
-TRACKERS = {"wandb": ("ray.air.integrations.wandb", "WandbLoggerCallback", "wandb"),
-            "mlflow": ("ray.air.integrations.mlflow", "MLflowLoggerCallback", "mlflow")}
-# The keys of `checkpoint_config`, as ray.tune.CheckpointConfig takes them.
-CHECKPOINT_KEYS = ("checkpoint_frequency", "checkpoint_at_end", "num_to_keep",
-                   "checkpoint_score_attribute", "checkpoint_score_order")
+# The keys of one experiment (`rllib train --help` shows them): the type of each, and what it must be.
+EXPERIMENT_KEYS = {
+    "run": (str, "a trainable registered with Tune, e.g. `run: MADDPG`"),
+    "env": (str, "an env name, e.g. `env: mpe/simple_spread`"),
+    "stop": (dict, "a mapping of stop criteria"),
+    "config": (dict, "a mapping of the algorithm's config"),
+    "checkpoint_config": (dict, "a mapping of ray.tune.CheckpointConfig arguments"),
+    "storage_path": (str, "a path"),
+    "num_samples": (int, "an integer >= 1"),
+    "wandb": (dict, "a mapping of WandbLoggerCallback arguments"),
+    "mlflow": (dict, "a mapping of MLflowLoggerCallback arguments"),
+}
+MPE_ENVS = [f"mpe/{scenario}" for scenario in MPE_SCENARIOS]
 
 
 @dataclasses.dataclass
@@ -36,23 +50,20 @@ class ExperimentSpec:
     name: str
     run: str
     trainable: Any
-    config: Dict[str, Any]  # may hold {grid_search: [...]} values; Tune expands them
-    stop: Dict[str, Any]  # flat `a/b` keys
-    checkpoint_config: Dict[str, Any]  # ray.tune.CheckpointConfig kwargs
+    config: dict[str, Any]  # may hold {grid_search: [...]} values; Tune expands them
+    stop: dict[str, Any]  # flat `a/b` keys
+    checkpoint_config: tune.CheckpointConfig
     storage_path: str
     num_samples: int
-    variants: List[Dict[str, Any]]  # the config of each grid point
-    trackers: List[Any]  # (logger callback class, its kwargs)
+    variants: list[dict[str, Any]]  # the config of each grid point
+    callbacks: list[Any]  # Tune's W&B / MLflow logger callbacks
 
     @property
     def num_trials(self) -> int:
         return self.num_samples * len(self.variants)
 
-    def tracking_callbacks(self) -> List[Any]:
-        return [cls(**kwargs) for cls, kwargs in self.trackers]
 
-
-def parse_json_flag(flag: str, text: Optional[str]) -> Dict[str, Any]:
+def parse_json_flag(flag: str, text: str | None) -> dict[str, Any]:
     try:
         value = {} if text is None else json.loads(text)
     except json.JSONDecodeError as e:
@@ -63,10 +74,8 @@ def parse_json_flag(flag: str, text: Optional[str]) -> Dict[str, Any]:
     return value
 
 
-def load_experiment_file(path: str) -> Dict[str, Dict[str, Any]]:
+def load_experiment_file(path: str) -> dict[str, dict[str, Any]]:
     """Reads the YAML file: {experiment name: {run, env, stop, config, ...}}."""
-    import yaml
-
     if not os.path.isfile(path):
         raise UsageError(f"experiment file not found: {path}" if not os.path.exists(path)
                          else f"{path} is a directory, not a YAML experiment file")
@@ -92,91 +101,52 @@ def load_experiment_file(path: str) -> Dict[str, Dict[str, Any]]:
     return {str(name): raw for name, raw in data.items()}
 
 
-def prepare_experiment(name: str, raw: Dict[str, Any], stop_override: Dict[str, Any],
-                       config_override: Dict[str, Any], args) -> ExperimentSpec:
+def prepare_experiment(name: str, raw: dict[str, Any], stop_override: dict[str, Any],
+                       config_override: dict[str, Any], args) -> ExperimentSpec:
     """Checks one experiment of the file and applies the command-line flags."""
     where = f"experiment {name!r}"
-    unknown = [k for k in raw if k not in EXPERIMENT_KEYS]
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {unknown}.{did_you_mean(unknown[0], EXPERIMENT_KEYS)} "
-                         f"Allowed keys: {', '.join(EXPERIMENT_KEYS)} (see `rllib train --help`).")
-    run = raw.get("run")
-    if not isinstance(run, str) or not run:
+    check_keys(where, raw, EXPERIMENT_KEYS)
+    for key, value in raw.items():
+        kind, what = EXPERIMENT_KEYS[key]
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise UsageError(f"{where}: `{key}` must be {what}, got {value!r}")
+    if not raw.get("run"):
         raise UsageError(f"{where}: `run` is missing; set it to a trainable, e.g. `run: MADDPG`")
-    trainable = resolve_trainable(run, where)
+    trainable = resolve_trainable(raw["run"], where)
 
-    config = _deep_merge(_mapping(raw, "config", where), config_override)
-    if raw.get("env") is not None and config.get("env") not in (None, raw["env"]):
+    config = _deep_merge(raw.get("config") or {}, config_override)
+    if raw.get("env") and config.get("env") not in (None, raw["env"]):
         raise UsageError(f"{where}: the env is given twice, as env: {raw['env']!r} and config.env: "
                          f"{config['env']!r}; keep one")
-    if raw.get("env") is not None:
-        config["env"] = raw["env"]
-    if config.get("env") is None:
-        raise UsageError(f"{where}: no env; add e.g. `env: mpe/simple_spread` (or config.env). "
-                         f"MPE scenarios: {', '.join(mpe_env_names())}")
+    config["env"] = raw.get("env") or config.get("env")
     check_env(config["env"], where)
 
-    stop = {**flatten_stop(_mapping(raw, "stop", where), where), **flatten_stop(stop_override, "--stop")}
-
-    storage_path = getattr(args, "storage_path", None) or raw.get("storage_path")
-    if storage_path is None:
-        from ray.train.constants import DEFAULT_STORAGE_PATH
-
-        storage_path = DEFAULT_STORAGE_PATH
-    if not isinstance(storage_path, str):
-        raise UsageError(f"{where}: storage_path must be a path, got {storage_path!r}")
+    storage_path = getattr(args, "storage_path", None) or raw.get("storage_path") or DEFAULT_STORAGE_PATH
     if "://" not in storage_path:
         storage_path = os.path.abspath(os.path.expanduser(storage_path))
         if os.path.exists(storage_path) and not os.path.isdir(storage_path):
             raise UsageError(f"{where}: storage_path {storage_path} exists and is not a directory")
     num_samples = raw.get("num_samples", 1)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise UsageError(f"{where}: num_samples must be an integer >= 1, got {num_samples!r}")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise UsageError(f"{where}: `num_samples` must be an integer >= 1, got {num_samples!r}")
     return ExperimentSpec(
-        name=name, run=run, trainable=trainable, config=config, stop=stop,
-        checkpoint_config=_checkpoint_config(raw, args, where),
-        storage_path=storage_path, num_samples=num_samples,
-        variants=validate_variants(trainable, config, where), trackers=_trackers(raw, args, name, where),
+        name=name, run=raw["run"], trainable=trainable, config=config,
+        stop={**flatten_stop(raw.get("stop") or {}, where), **flatten_stop(stop_override, "--stop")},
+        checkpoint_config=_checkpoint_config(raw, args, where), storage_path=storage_path,
+        num_samples=num_samples, variants=validate_variants(trainable, config, where),
+        callbacks=_tracking_callbacks(raw, args, name, where),
     )
 
 
-def _trackers(raw: Dict[str, Any], args, name: str, where: str) -> List[Any]:
-    """(callback class, kwargs) of Tune's logger callbacks, from `wandb:`/`mlflow:` and the flags."""
-    trackers = {key: _mapping(raw, key, where, f" of {cls_name} arguments")
-                for key, (_, cls_name, _) in TRACKERS.items() if raw.get(key) is not None}
-    if getattr(args, "wandb_project", None):
-        trackers.setdefault("wandb", {})["project"] = args.wandb_project
-    if getattr(args, "mlflow_tracking_uri", None):
-        trackers.setdefault("mlflow", {})["tracking_uri"] = args.mlflow_tracking_uri
-    if "mlflow" in trackers:
-        trackers["mlflow"].setdefault("experiment_name", name)
-    callbacks = []
-    for key, kwargs in trackers.items():
-        module, cls_name, package = TRACKERS[key]
-        try:
-            importlib.import_module(package)
-        except ImportError:
-            raise UsageError(f"{where}: `{key}` tracking needs the {package} package: "
-                             "pip install 'rllib-maddpg[tracking]'") from None
-        cls = getattr(importlib.import_module(module), cls_name)
-        params = inspect.signature(cls.__init__).parameters
-        unknown = sorted(set(kwargs) - set(params))
-        if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            raise UsageError(f"{where}: `{key}` has unknown argument(s) {unknown}; {cls_name} "
-                             f"takes {', '.join(p for p in params if p != 'self')}")
-        callbacks.append((cls, kwargs))
-    return callbacks
+def check_keys(what: str, given: dict[str, Any], allowed, noun: str = "key") -> None:
+    """Refuses the keys of `given` that are not `allowed`, naming the closest allowed one."""
+    unknown = [key for key in given if key not in allowed]
+    if unknown:
+        raise UsageError(f"{what} has unknown {noun}(s) {unknown}.{did_you_mean(unknown[0], allowed)} "
+                         f"Allowed: {', '.join(allowed)}")
 
 
-def _mapping(raw: Dict[str, Any], key: str, where: str, what: str = "") -> Dict[str, Any]:
-    """raw[key], a mapping ({} if absent)."""
-    value = raw.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise UsageError(f"{where}: `{key}` must be a mapping{what}, got {type(value).__name__}")
-    return dict(value or {})
-
-
-def _deep_merge(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any]:
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and "grid_search" not in value:
@@ -186,19 +156,9 @@ def _deep_merge(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any
     return out
 
 
-def flatten(nested: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Nested mappings -> Tune's flat `a/b` keys (as in its stop criteria and results)."""
-    flat = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def flatten_stop(stop: Dict[str, Any], where: str) -> Dict[str, Any]:
-    flat = flatten(stop)
+def flatten_stop(stop: dict[str, Any], where: str) -> dict[str, Any]:
+    """Stop criteria with Tune's flat `a/b` keys (as in its results), each a number."""
+    flat = flatten_dict(stop, delimiter="/")
     for key, value in flat.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{where}: stop criterion {key!r} must be a number (a trial stops "
@@ -206,31 +166,49 @@ def flatten_stop(stop: Dict[str, Any], where: str) -> Dict[str, Any]:
     return flat
 
 
-def _checkpoint_config(raw: Dict[str, Any], args, where: str) -> Dict[str, Any]:
-    cfg = _mapping(raw, "checkpoint_config", where, f" with keys {list(CHECKPOINT_KEYS)}")
-    unknown = [k for k in cfg if k not in CHECKPOINT_KEYS]
-    if unknown:
-        raise UsageError(f"{where}: unknown checkpoint_config key(s) {unknown}."
-                         f"{did_you_mean(unknown[0], CHECKPOINT_KEYS)} Allowed: {list(CHECKPOINT_KEYS)}")
+def _checkpoint_config(raw: dict[str, Any], args, where: str) -> tune.CheckpointConfig:
+    cfg = raw.get("checkpoint_config") or {}
+    check_keys(f"{where}: checkpoint_config", cfg,
+               [f.name for f in dataclasses.fields(tune.CheckpointConfig) if not f.name.startswith("_")])
     flags = {"checkpoint_frequency": getattr(args, "checkpoint_freq", None),
              "checkpoint_at_end": getattr(args, "checkpoint_at_end", None)}
     cfg = {"checkpoint_at_end": True,  # never lose the trained policies
            **cfg, **{k: v for k, v in flags.items() if v is not None}}
-    from ray.tune import CheckpointConfig
-
     try:
-        CheckpointConfig(**cfg)
+        return tune.CheckpointConfig(**cfg)
     except (ValueError, TypeError) as e:
         raise UsageError(f"{where}: invalid checkpoint_config {cfg}: {e}") from e
-    return cfg
+
+
+def _tracking_callbacks(raw: dict[str, Any], args, name: str, where: str) -> list[Any]:
+    """Tune's own logger callbacks, from the `wandb:`/`mlflow:` mappings and the flags."""
+    kwargs = {key: dict(raw[key]) for key in ("wandb", "mlflow") if raw.get(key) is not None}
+    if getattr(args, "wandb_project", None):
+        kwargs.setdefault("wandb", {})["project"] = args.wandb_project
+    if getattr(args, "mlflow_tracking_uri", None):
+        kwargs.setdefault("mlflow", {})["tracking_uri"] = args.mlflow_tracking_uri
+    if not kwargs:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback  # only here: importing wandb takes seconds
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    classes = {"wandb": WandbLoggerCallback, "mlflow": MLflowLoggerCallback}
+    kwargs.get("mlflow", {}).setdefault("experiment_name", name)
+    callbacks = []
+    for key, arguments in kwargs.items():
+        params = inspect.signature(classes[key]).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):  # W&B passes the rest to wandb.init
+            check_keys(f"{where}: `{key}`", arguments, list(params), noun="argument")
+        try:
+            callbacks.append(classes[key](**arguments))
+        except (ImportError, RuntimeError):  # Tune's own "wandb/mlflow is not installed"
+            raise UsageError(f"{where}: `{key}` tracking needs the {key} package: "
+                             "pip install 'rllib-maddpg[tracking]'") from None
+    return callbacks
 
 
 def resolve_trainable(run: str, where: str):
     """The trainable class for `run`: registered with Tune, or one of RLlib's algorithms."""
-    from ray.rllib.algorithms.registry import ALGORITHMS
-    from ray.tune.error import TuneError
-    from ray.tune.registry import get_trainable_cls
-
     try:
         with warnings.catch_warnings():
             # On a miss RLlib registers all its algorithms, and gymnasium warns about their envs.
@@ -244,36 +222,27 @@ def resolve_trainable(run: str, where: str):
         raise UsageError(f"{where}: cannot import the trainable {run!r}: {e}") from e
 
 
-def mpe_env_names() -> List[str]:
-    from rllib_maddpg.envs import MPE_SCENARIOS
-
-    return [f"mpe/{s}" for s in MPE_SCENARIOS]
-
-
 def check_env(env: Any, where: str) -> None:
-    """A friendlier error than RLlib's for an env name that nothing defines: the
-    CLI knows rllib_maddpg's envs (mpe/<scenario>), class paths and gymnasium ids."""
-    if not isinstance(env, str) or env in mpe_env_names() or "." in env or ":" in env:
-        return
-    import gymnasium as gym
-
-    if env not in gym.registry:
+    """A friendlier error than RLlib's for a missing env or an env name that nothing defines:
+    the CLI knows rllib_maddpg's envs (mpe/<scenario>), class paths and gymnasium ids."""
+    if not env:
+        raise UsageError(f"{where}: no env; add e.g. `env: mpe/simple_spread` (or config.env). "
+                         f"MPE envs: {', '.join(MPE_ENVS)}")
+    if isinstance(env, str) and env not in MPE_ENVS and not {".", ":"} & set(env) and env not in gym.registry:
         raise UsageError(f"{where}: unknown env {env!r}: it is not an rllib_maddpg env, not a "
-                         f"gymnasium id and not a class path.{did_you_mean(env, mpe_env_names())} "
-                         f"MPE envs: {', '.join(mpe_env_names())}")
+                         f"gymnasium id and not a class path.{did_you_mean(env, MPE_ENVS)} "
+                         f"MPE envs: {', '.join(MPE_ENVS)}")
 
 
-def validate_variants(trainable, config: Dict[str, Any], where: str) -> List[Dict[str, Any]]:
+def validate_variants(trainable, config: dict[str, Any], where: str) -> list[dict[str, Any]]:
     """Each grid point's config (as Tune expands them), each through the algorithm's
     `get_default_config().update_from_dict(variant).validate()` if it has one.
 
     MADDPGConfig.validate() rejects unknown keys and bad values and builds the env once.
     """
-    from ray.tune.search.variant_generator import format_vars, generate_variants
-
     try:
         variants = list(generate_variants(copy.deepcopy(config)))
-    except Exception as e:  # noqa: BLE001 - Tune's own error about a malformed grid
+    except Exception as e:  # Tune's own error about a malformed grid
         raise UsageError(f"{where}: config: bad grid_search: {e}") from e
     if not variants:
         raise UsageError(f"{where}: config: every grid_search needs a non-empty list of values")
@@ -282,7 +251,7 @@ def validate_variants(trainable, config: Dict[str, Any], where: str) -> List[Dic
         for resolved, variant in variants:
             try:
                 get_default_config().update_from_dict(variant).validate()
-            except Exception as e:  # noqa: BLE001 - any failure here is a config problem
+            except Exception as e:  # any failure here is a config problem
                 label = f" (grid_search values {format_vars(resolved)})" if resolved else ""
                 raise UsageError(f"{where}: invalid config{label}: {str(e).strip() or type(e).__name__}") from e
     return [variant for _, variant in variants]

@@ -6,17 +6,16 @@ from the ResultGrid that `Tuner.fit()` returns.
 
 from __future__ import annotations
 
-import math
+import datetime
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ray import tune
+from ray.tune.utils import flatten_dict
 
 from rllib_maddpg.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TRIAL_ERROR, did_you_mean
-from rllib_maddpg.cli.experiments import flatten
 
-RETURNS_KEY = "env_runners/policy_reward_mean"
 TERMINATED, ERROR, INTERRUPTED = "TERMINATED", "ERROR", "INTERRUPTED"
 
 
@@ -27,7 +26,7 @@ class ProgressCallback(tune.Callback):
     (Tuner.restore) gets it back with the stop criteria the run started with.
     """
 
-    def __init__(self, stop: Dict[str, Any], several_trials: bool):
+    def __init__(self, stop: dict[str, Any], several_trials: bool):
         self.stop = stop
         self.several_trials = several_trials
         self._stop_keys_checked = False
@@ -39,14 +38,14 @@ class ProgressCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         steps = result.get("num_env_steps_sampled_lifetime")
         this_iter, seconds = result.get("num_env_steps_sampled_this_iter"), result.get("time_this_iter_s")
-        rate = f"{this_iter / seconds:7.0f}" if this_iter and seconds else "      -"
-        steps_text = f"{steps:>10,}" if isinstance(steps, (int, float)) else "         -"
+        rate = f"{this_iter / seconds:7.0f}" if this_iter and seconds else f"{'-':>7}"
+        steps_text = f"{steps:>10,}" if steps is not None else f"{'-':>10}"
         self._print(trial, f"iter {result.get('training_iteration', 0):>4} | env steps {steps_text} | "
                            f"{rate} steps/s | {format_returns(result)} | "
                            f"{format_duration(result.get('time_total_s'))}")
         if not self._stop_keys_checked:
             self._stop_keys_checked = True
-            flat = flatten(result)
+            flat = flatten_dict(result, delimiter="/")
             for key in self.stop:
                 if key not in flat:
                     self._print(trial, f"rllib: warning: stop criterion {key!r} is not in the results, "
@@ -56,7 +55,7 @@ class ProgressCallback(tune.Callback):
         self._print(trial, f"checkpoint saved: {checkpoint.path}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        flat = flatten(trial.last_result)
+        flat = flatten_dict(trial.last_result, delimiter="/")
         reached = [f"{key} >= {value:g}" for key, value in self.stop.items()
                    if isinstance(flat.get(key), (int, float)) and flat[key] >= value]
         self._print(trial, f"done: stop criterion reached ({', '.join(reached)})" if reached
@@ -74,15 +73,17 @@ def trial_status(result) -> str:
     return TERMINATED if result.metrics.get("done") else INTERRUPTED
 
 
-def trial_label(experiment_tag: Optional[str], trial_id: Optional[str]) -> str:
+def trial_label(experiment_tag: str | None, trial_id: str | None) -> str:
     """`trial 0`, or the grid values of the trial (`0_tau=0.0100`)."""
     tag = experiment_tag or trial_id or "?"
     return (tag if "=" in tag else f"trial {tag}")[:40]
 
 
 def result_label(result) -> str:
-    label = trial_label(result.metrics.get("experiment_tag"), result.metrics.get("trial_id"))
-    return label if result.metrics else os.path.basename(result.path)
+    """trial_label of a ResultGrid entry; its directory name if it never reported."""
+    if not result.metrics:
+        return os.path.basename(result.path)
+    return trial_label(result.metrics.get("experiment_tag"), result.metrics.get("trial_id"))
 
 
 def report(name: str, run_dir: str, seconds: float, results) -> int:
@@ -110,34 +111,24 @@ def report(name: str, run_dir: str, seconds: float, results) -> int:
     return EXIT_INTERRUPTED if INTERRUPTED in statuses or not statuses else EXIT_OK
 
 
-def last_line(path: Optional[str]) -> str:
+def last_line(path: str | None) -> str:
+    """The last non-blank line of a text file (an error file's exception), or ""."""
     if not path or not os.path.exists(path):
         return ""
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    return lines[-1] if lines else ""
+        return next((line.strip() for line in reversed(f.readlines()) if line.strip()), "")
 
 
-def format_duration(seconds: Optional[float]) -> str:
-    seconds = int(round(seconds or 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def format_duration(seconds: float | None) -> str:
+    """H:MM:SS."""
+    return str(datetime.timedelta(seconds=round(seconds or 0)))
 
 
-def _format_return(value: Any) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(value) else f"{value:.2f}"
-
-
-def format_returns(result: Dict[str, Any]) -> str:
+def format_returns(result: dict[str, Any]) -> str:
     """`return agent_0=-3.10 agent_1=... (sum ...)`: the mean episode return per policy."""
-    prefix = RETURNS_KEY + "/"
-    returns = {k[len(prefix):]: v for k, v in flatten(result).items() if k.startswith(prefix)}
+    returns = (result.get("env_runners") or {}).get("policy_reward_mean") or {}
     if not returns:
         return "return -"
-    parts = " ".join(f"{pid}={_format_return(v)}" for pid, v in sorted(returns.items()))
-    values = [float(v) for v in returns.values() if _format_return(v) != "-"]
-    team = f" (sum {sum(values):.2f})" if len(returns) > 1 and len(values) == len(returns) else ""
+    parts = " ".join(f"{pid}={value:.2f}" for pid, value in sorted(returns.items()))
+    team = f" (sum {sum(returns.values()):.2f})" if len(returns) > 1 else ""
     return f"return {parts}{team}"

@@ -8,20 +8,21 @@ overwrite.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import logging
 import os
 import re
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any
+
+import ray
+from ray import tune
 
 from rllib_maddpg.cli.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from rllib_maddpg.cli.experiments import (
-    ExperimentSpec,
-    load_experiment_file,
-    parse_json_flag,
-    prepare_experiment,
-)
+from rllib_maddpg.cli.experiments import ExperimentSpec, load_experiment_file, parse_json_flag, prepare_experiment
+from rllib_maddpg.cli.progress import TERMINATED, ProgressCallback, report, result_label, trial_status
 
 RUN_LOCK_FILE = ".rllib_train.lock"
 _CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}$")
@@ -29,58 +30,40 @@ _CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}$")
 
 def cmd_train(args) -> int:
     path = _check_train_args(args)
-    stop_override = parse_json_flag("--stop", args.stop)
-    config_override = parse_json_flag("--config", args.config)
-    experiments = load_experiment_file(path)
-
-    import rllib_maddpg  # noqa: F401  (registers MADDPG and the mpe/<scenario> envs)
-
-    specs = [prepare_experiment(name, raw, stop_override, config_override, args)
-             for name, raw in experiments.items()]
-    locks: List[Any] = []  # held (open) until this command ends; the OS drops them if it dies
-    try:
-        if args.resume is None:
-            runs = [(spec, None, None) for spec in specs]
-        else:
+    stop, config = parse_json_flag("--stop", args.stop), parse_json_flag("--config", args.config)
+    specs = [prepare_experiment(name, raw, stop, config, args) for name, raw in load_experiment_file(path).items()]
+    # The run locks are held until this command ends; the OS drops them if it dies.
+    with contextlib.ExitStack() as locks:
+        runs = [(spec, None, None) for spec in specs]  # (spec, run directory, Tuner): new runs
+        if args.resume is not None:
             run_dirs = [find_resume_dir(spec, args.resume, len(specs)) for spec in specs]
-            locks += [lock_run_dir(run_dir) for run_dir in run_dirs if "://" not in run_dir]
+            for run_dir in filter(_is_local, run_dirs):
+                locks.enter_context(lock_run_dir(run_dir))
             runs = [(spec, run_dir, restore_run(spec, run_dir)) for spec, run_dir in zip(specs, run_dirs)]
             runs = [run for run in runs if run[2] is not None]
         return _train(runs, args, locks) if runs else EXIT_OK
-    finally:
-        for lock in locks:
-            lock.close()
 
 
 def _check_train_args(args) -> str:
     words = args.words[1:] if args.words[:1] == ["file"] else args.words
     if len(words) + bool(args.config_file) != 1:
         raise UsageError("give one YAML file: `rllib train file X.yaml` or `rllib train -f X.yaml`")
-    path = args.config_file or words[0]
-    if args.ray_address and args.ray_num_cpus is not None:
-        raise UsageError("--ray-num-cpus only applies to a local Ray; drop it when using --ray-address")
-    if args.ray_num_cpus is not None and args.ray_num_cpus < 1:
-        raise UsageError(f"--ray-num-cpus must be >= 1, got {args.ray_num_cpus}")
-    if args.checkpoint_freq is not None and args.checkpoint_freq < 0:
-        raise UsageError(f"--checkpoint-freq must be >= 0, got {args.checkpoint_freq}")
-    fixed = [flag for flag, value in (("--stop", args.stop), ("--config", args.config),
-                                      ("--checkpoint-freq", args.checkpoint_freq),
-                                      ("--checkpoint-at-end", args.checkpoint_at_end))
-             if value is not None]
+    fixed = ["--" + dest.replace("_", "-") for dest in ("stop", "config", "checkpoint_freq", "checkpoint_at_end")
+             if getattr(args, dest) is not None]
     if args.resume is not None and fixed:
         raise UsageError(f"--resume continues a run with the config, stop criteria and checkpoint "
                          f"settings it started with; drop {', '.join(fixed)} (or start a new run "
                          "without --resume)")
-    return path
+    return args.config_file or words[0]
 
 
-def _train(runs: List[Tuple[ExperimentSpec, Optional[str], Any]], args, locks: List[Any]) -> int:
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _train(runs, args, locks: contextlib.ExitStack) -> int:
     """Starts Ray, then fits each run in turn; the worst exit code wins, Ctrl-C stops all."""
-    import ray
-
-    from rllib_maddpg.cli.progress import report
-
-    if all("://" not in spec.storage_path for spec, _, _ in runs):
+    if all(_is_local(spec.storage_path) for spec, _, _ in runs):
         # Tune records the run (each trial's latest checkpoint, what --resume
         # restarts from) every >= 10 s by default; local files are cheap to write often.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -89,9 +72,8 @@ def _train(runs: List[Tuple[ExperimentSpec, Optional[str], Any]], args, locks: L
     # -vv: Tune's debug logs; quiet: not even a failed trial's traceback (its error file is named).
     logging.getLogger("ray.tune").setLevel({0: logging.CRITICAL, 1: logging.INFO}.get(args.verbose, logging.DEBUG))
     location = {"address": args.ray_address} if args.ray_address else {"num_cpus": args.ray_num_cpus}
-    ray.init(include_dashboard=False, log_to_driver=args.verbose >= 1,
-             logging_level=logging.INFO if args.verbose else logging.WARNING, **location)
-    try:
+    with ray.init(include_dashboard=False, log_to_driver=args.verbose >= 1,
+                  logging_level=logging.INFO if args.verbose else logging.WARNING, **location):
         if not args.ray_address:
             for spec, _, _ in runs:
                 _check_resources(spec, ray.cluster_resources().get("CPU", 0))
@@ -106,55 +88,46 @@ def _train(runs: List[Tuple[ExperimentSpec, Optional[str], Any]], args, locks: L
                 return code  # Ctrl-C (Tune stops the trials and fit() returns): start nothing more
             exit_code = max(exit_code, code)
         return exit_code
-    finally:
-        ray.shutdown()
 
 
 def _check_resources(spec: ExperimentSpec, have: float) -> None:
     """Refuses a trial that can never start on this local Ray (Tune would wait forever)."""
     try:  # with a config dict, as Tune calls it
         need = spec.trainable.default_resource_request(copy.deepcopy(spec.variants[0])).required_resources["CPU"]
-    except Exception:  # noqa: BLE001 - best effort: not every trainable says
+    except Exception:  # best effort: not every trainable says
         return
     if need > have:
         raise UsageError(f"experiment {spec.name!r}: one trial needs {need:g} CPUs but this Ray has "
                          f"{have:g}; lower config.num_env_runners (each takes a CPU) or raise --ray-num-cpus")
 
 
-def new_run(spec: ExperimentSpec, verbose: int, locks: List[Any]):
+def new_run(spec: ExperimentSpec, verbose: int, locks: contextlib.ExitStack):
     """A Tuner for a new run of `spec` in a new directory; returns (run_dir, tuner)."""
-    from ray import tune
-
-    from rllib_maddpg.cli.progress import ProgressCallback
-
     run_name = _new_run_name(spec.storage_path, spec.name)
     run_dir = os.path.join(spec.storage_path, run_name)
-    if "://" not in run_dir:
-        locks.append(lock_run_dir(run_dir))  # a --resume of this run is refused until it ends
+    if _is_local(run_dir):
+        locks.enter_context(lock_run_dir(run_dir))  # a --resume of this run is refused until it ends
     stop_text = ", ".join(f"{k} >= {v:g}" for k, v in spec.stop.items()) or "none (Ctrl-C stops)"
     print(f"== {spec.name}: {spec.run} on {spec.config['env']}, {spec.num_trials} "
           f"trial{'s' * (spec.num_trials != 1)}, stop: {stop_text}")
     if run_name != spec.name:
         print(f"   {os.path.join(spec.storage_path, spec.name)} exists; not touching it.")
     print(f"   results: {run_dir}", flush=True)
-    tuner = tune.Tuner(
+    return run_dir, tune.Tuner(
         spec.trainable,
         param_space=spec.config,
         tune_config=tune.TuneConfig(num_samples=spec.num_samples),
         run_config=tune.RunConfig(
             name=run_name, stop=spec.stop or None, storage_path=spec.storage_path,
-            checkpoint_config=tune.CheckpointConfig(**spec.checkpoint_config),
-            callbacks=[ProgressCallback(spec.stop, several_trials=spec.num_trials > 1),
-                       *spec.tracking_callbacks()],
-            verbose=min(verbose, 2),
+            checkpoint_config=spec.checkpoint_config, verbose=min(verbose, 2),
+            callbacks=[ProgressCallback(spec.stop, several_trials=spec.num_trials > 1), *spec.callbacks],
         ),
     )
-    return run_dir, tuner
 
 
 def _new_run_name(storage_path: str, name: str) -> str:
     """`name`, or `<name>_<date>_<time>` if that exists: Tune would mix new trials into it."""
-    if "://" in storage_path or not os.path.exists(os.path.join(storage_path, name)):
+    if not _is_local(storage_path) or not os.path.exists(os.path.join(storage_path, name)):
         return name
     return os.path.basename(_unused(os.path.join(storage_path, f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")))
 
@@ -175,8 +148,6 @@ def lock_run_dir(run_dir: str):
     An flock on a file in the directory: the OS releases it when the holder
     exits, however it dies, so a killed run never leaves a stale lock.
     """
-    import fcntl
-
     os.makedirs(run_dir, exist_ok=True)
     lock = open(os.path.join(run_dir, RUN_LOCK_FILE), "a+")
     try:
@@ -185,12 +156,9 @@ def lock_run_dir(run_dir: str):
         lock.seek(0)
         holder = lock.read().strip() or "unknown"
         lock.close()
-        raise UsageError(
-            f"{run_dir} is being written by another `rllib train` (pid {holder}), which "
-            "started or resumed it: wait for it to end, or stop it, then run --resume again"
-        ) from None
-    lock.seek(0)
-    lock.truncate()
+        raise UsageError(f"{run_dir} is being written by another `rllib train` (pid {holder}), which "
+                         "started or resumed it: wait for it to end, or stop it, then run --resume again") from None
+    lock.truncate(0)
     lock.write(f"{os.getpid()}\n")
     lock.flush()
     return lock
@@ -205,10 +173,8 @@ def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> 
     `resume` is True (the newest run of this experiment: STORAGE_PATH/<name>
     or a <name>_<date>_<time> of _new_run_name) or a path from the command line.
     """
-    from ray import tune
-
     if resume is not True:
-        path = os.path.abspath(os.path.expanduser(str(resume)))
+        path = os.path.abspath(os.path.expanduser(resume))
         if num_experiments > 1:
             raise UsageError(f"--resume {resume} names one experiment directory, but the file has "
                              f"{num_experiments} experiments; give --resume without PATH to resume "
@@ -218,11 +184,11 @@ def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> 
                              "STORAGE_PATH/<experiment name> as printed by `rllib train` (\"results: ...\")")
         return path
     storage, name = spec.storage_path, spec.name
-    if "://" in storage:  # remote storage: no listing here, Tune checks it
+    if not _is_local(storage):  # remote storage: no listing here, Tune checks it
         return f"{storage.rstrip('/')}/{name}"
-    stamped = re.compile(re.escape(name) + r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?$")
-    names = [name] + [d for d in (os.listdir(storage) if os.path.isdir(storage) else []) if stamped.match(d)]
-    runs = [os.path.join(storage, d) for d in names if tune.Tuner.can_restore(os.path.join(storage, d))]
+    own = re.compile(re.escape(name) + r"(_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(_\d+)?)?$")
+    runs = [os.path.join(storage, d) for d in (os.listdir(storage) if os.path.isdir(storage) else [])
+            if own.match(d) and tune.Tuner.can_restore(os.path.join(storage, d))]
     if not runs:
         raise UsageError(f"experiment {name!r}: nothing to resume, no run under {storage} "
                          f"({name}/ or {name}_<date>_<time>/ with a Tune experiment state); "
@@ -231,10 +197,8 @@ def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> 
     return max(runs, key=lambda run: max(e.stat().st_mtime for e in os.scandir(run) if e.is_file()))
 
 
-def recorded_results(run_dir: str, trainable) -> Tuple[Any, list]:
+def recorded_results(run_dir: str, trainable) -> tuple[Any, list]:
     """(a Tuner that continues the run, its trials as Tune last recorded them)."""
-    from ray import tune
-
     try:
         tuner = tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True, restart_errored=False)
@@ -253,8 +217,6 @@ def restore_run(spec: ExperimentSpec, run_dir: str):
     Its config, stop criteria, checkpoint settings and callbacks (the progress
     printer among them) are the run's own, from its tuner.pkl.
     """
-    from rllib_maddpg.cli.progress import TERMINATED, result_label, trial_status
-
     tuner, results = recorded_results(run_dir, spec.trainable)
     to_resume = [result for result in results if trial_status(result) != TERMINATED]
     print(f"== {spec.name}: resuming {run_dir}")
@@ -268,12 +230,12 @@ def restore_run(spec: ExperimentSpec, run_dir: str):
         start = f"from {os.path.basename(recorded)}" if recorded else "from scratch (no checkpoint recorded)"
         errored = " (errored)" if result.error is not None else ""
         print(f"   {result_label(result)}{errored}: restarts {start}")
-        if "://" not in run_dir:
+        if _is_local(run_dir):
             set_aside_unrecorded_checkpoints(result.path, recorded)
     return tuner
 
 
-def set_aside_unrecorded_checkpoints(trial_dir: str, recorded: Optional[str]) -> None:
+def set_aside_unrecorded_checkpoints(trial_dir: str, recorded: str | None) -> None:
     """Renames the checkpoints after the recorded latest one to unrecorded_checkpoint_NNNNNN.
 
     A checkpoint is written to disk before the driver records it; if the

@@ -38,7 +38,7 @@ def test_tuned_example_is_valid_and_stops_at_a_threshold_and_a_budget(path, tmp_
 @pytest.mark.parametrize("path", TUNED, ids=NAMES)
 def test_tuned_example_reaches_its_threshold(path, tmp_path):
     (name, raw), = cli.load_experiment_file(path).items()
-    (metric, threshold), = [(k, v) for k, v in cli._flatten_stop(raw["stop"], "").items()
+    (metric, threshold), = [(k, v) for k, v in cli.flatten_stop(raw["stop"], "").items()
                             if k.startswith("env_runners/")]
     proc = subprocess.run(
         [sys.executable, "-m", "rllib_maddpg.cli", "train", "file", path,

@@ -114,6 +114,8 @@ SETTINGS = {
                                  {**LR3, "env_steps_per_update": 50}),
     "abl_lr3e3": Setting(SL, "lr 3e-3", {"actor_lr": 3e-3, "critic_lr": 3e-3}),
     "abl_lr3_width128": Setting(SL, "lr 1e-3 and 2x128 networks (combined)", {**LR3, **T3_NETS}),
+    "abl_lr3_width256": Setting(SL, "lr 1e-3 and 2x256 networks (combined)",
+                                {**LR3, "actor_hiddens": [256, 256], "critic_hiddens": [256, 256]}),
     # The listener's critic does not point it to its goal within ~0.2: Q for a noisy
     # (Gumbel-sampled) target policy is flat near the goal; a deterministic one is not.
     "abl_lr3_det_targets": Setting(SL, "lr 1e-3 and noise-free target actions (combined)",
@@ -132,7 +134,7 @@ GROUPS = {
     "ablation": ["abl_torch_init", "abl_network_clip", "abl_lr3", "abl_hard", "abl_width128",
                  "abl_std_rewards", "abl_leaky_relu", "abl_no_logit_penalty",
                  "abl_independent_minibatches", "abl_lr3_leaky", "abl_lr3_paper_physics", "abl_lr3_temp05",
-                 "abl_lr3_updates50", "abl_lr3e3", "abl_lr3_width128", "abl_lr3_det_targets",
+                 "abl_lr3_updates50", "abl_lr3e3", "abl_lr3_width128", "abl_lr3_width256", "abl_lr3_det_targets",
                  "abl_det_targets"],
 }
 # The metrics shown in the table, per scenario (all are kept in the JSON).

@@ -66,10 +66,11 @@ class PolicyApproximator(nn.Module):
     """
 
     def __init__(self, obs_dim: int, action_dim: int, categorical_segments, hiddens, activation,
-                 temperature: float, hard: bool, init: str = "glorot_uniform"):
+                 temperature: float, hard: bool, init: str = "glorot_uniform",
+                 target_noise: bool = True):
         super().__init__()
         self.segments = list(categorical_segments) if categorical_segments else None
-        self.temperature, self.hard = temperature, hard
+        self.temperature, self.hard, self.target_noise = temperature, hard, target_noise
         self.net = mlp(obs_dim, hiddens, activation, action_dim if self.segments else 2 * action_dim,
                        init)
 
@@ -88,11 +89,12 @@ class PolicyApproximator(nn.Module):
         return torch.tanh(out.chunk(2, -1)[0])
 
     def target_action(self, obs: torch.Tensor) -> torch.Tensor:
-        """a'_j as agent i's critic target uses it: sampled like the true target actors'."""
+        """a'_j as agent i's critic target uses it: like the true target actors' (sampled,
+        or noise-free with `gumbel_target_noise` False)."""
         out = self.net(obs)
         if self.segments:
             return torch.cat([
-                gumbel_softmax(x, self.temperature, self.hard)
+                gumbel_softmax(x, self.temperature, self.hard, noise=self.target_noise)
                 for x in torch.split(out, self.segments, -1)
             ], -1)
         return torch.tanh(out.chunk(2, -1)[0])

@@ -149,7 +149,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
                 self.agents[k].obs_dim, self.agents[k].action_dim,
                 self.agents[k].categorical_segments, cfg["actor_hiddens"],
                 cfg["actor_hidden_activation"], cfg["gumbel_softmax_temperature"],
-                cfg["gumbel_softmax_hard"], cfg["layer_init"],
+                cfg["gumbel_softmax_hard"], cfg["layer_init"], cfg["gumbel_target_noise"],
             )
             for k in self.inferred_agents
         }

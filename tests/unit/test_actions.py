@@ -63,3 +63,15 @@ def test_target_actions_sample_by_default_and_are_the_softmax_without_target_noi
     head = make_action_head(space, segments, {**config, "gumbel_target_noise": False})
     np.testing.assert_allclose(head.target_action(logits).numpy(), torch.softmax(logits, -1).numpy(),
                                rtol=1e-6)
+
+
+def test_inferred_target_actions_follow_gumbel_target_noise_too():
+    from rllib_maddpg.models import PolicyApproximator
+
+    torch.manual_seed(0)
+    obs = torch.zeros(3, 4)  # the same input three times
+    noisy = PolicyApproximator(4, 5, [5], [8], "relu", 1.0, False)
+    assert len({tuple(row) for row in noisy.target_action(obs).detach().numpy().round(4)}) > 1
+    quiet = PolicyApproximator(4, 5, [5], [8], "relu", 1.0, False, target_noise=False)
+    np.testing.assert_allclose(quiet.target_action(obs).detach().numpy(),
+                               quiet.expected_action(obs).detach().numpy(), rtol=1e-6)

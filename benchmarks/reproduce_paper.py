@@ -116,8 +116,8 @@ SETTINGS = {
     "abl_lr3_width128": Setting(SL, "lr 1e-3 and 2x128 networks (combined)", {**LR3, **T3_NETS}),
     "abl_lr3_width256": Setting(SL, "lr 1e-3 and 2x256 networks (combined)",
                                 {**LR3, "actor_hiddens": [256, 256], "critic_hiddens": [256, 256]}),
-    # The listener's critic does not point it to its goal within ~0.2: Q for a noisy
-    # (Gumbel-sampled) target policy is flat near the goal; a deterministic one is not.
+    # The listener's critic does not point it to its goal within ~0.2. Hypothesis (refuted
+    # at lr 1e-3, docs/RESULTS.md): Q of a Gumbel-sampled target policy is flat near the goal.
     "abl_lr3_det_targets": Setting(SL, "lr 1e-3 and noise-free target actions (combined)",
                                    {**LR3, "gumbel_target_noise": False}),
     "abl_det_targets": Setting(SL, "noise-free target actions", {"gumbel_target_noise": False}),

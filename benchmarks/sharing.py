@@ -32,6 +32,7 @@ import numpy as np
 # Training episode return (summed over agents) that counts as solved, per N.
 THRESHOLDS = {3: -50.0, 6: -130.0, 12: -445.0}
 BUDGETS = {3: 450_000, 6: 600_000, 12: 600_000}
+EPISODE_STEPS = 25
 MODES = {
     "independent": {},
     "shared": {"shared": True, "shared_policy_agent_id": False},
@@ -39,7 +40,7 @@ MODES = {
 }
 
 
-def build(n: int, mode: str, seed: int, lr: float = 1e-2):
+def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64):
     from rllib_maddpg import MADDPGConfig
 
     options = dict(MODES[mode])
@@ -52,14 +53,15 @@ def build(n: int, mode: str, seed: int, lr: float = 1e-2):
     )
     if options.pop("shared", False):
         config.update_from_dict({"policy_mapping_fn": {f"agent_{k}": "shared" for k in range(n)}})
-    return config.training(actor_lr=lr, critic_lr=lr, **options)
+    return config.training(actor_lr=lr, critic_lr=lr, actor_hiddens=[hidden, hidden],
+                           critic_hiddens=[hidden, hidden], **options)
 
 
-def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2) -> dict:
+def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int = 64) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    algo = build(n, mode, seed, lr).build_algo()
+    algo = build(n, mode, seed, lr, hidden).build_algo()
     curve, reached = [], None
     start = time.time()
     try:
@@ -76,11 +78,61 @@ def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2) -> dict:
         algo.stop()
     seconds = time.time() - start
     return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": budget, "lr": lr,
+            "hidden": hidden,
             "reached_env_steps": reached and reached["env_steps"],
             "reached_seconds": reached and reached["seconds"],
             "env_steps": curve[-1]["env_steps"], "seconds": seconds,
             "env_steps_per_second": learning_throughput(curve), "final_return": curve[-1]["return"],
             "curve": curve}
+
+
+def scripted_returns(n: int, episodes: int = 100) -> dict:
+    """Mean team return of four scripted policies on simple_spread with N agents
+    (episode k: env seed k), the scale against which the thresholds are set:
+    standing still, uniform random actions, each agent to the landmark nearest
+    it at the start (no coordination), and each agent to its landmark under
+    the assignment that minimises the summed distance (N <= 8; brute force).
+    The scripted movers use a PD force (3 x the offset - 1 x the velocity).
+    """
+    import itertools
+
+    from mpe2 import simple_spread_v3
+
+    env = simple_spread_v3.parallel_env(N=n, continuous_actions=True, max_cycles=EPISODE_STEPS)
+    modes = ["standing still", "random actions", "nearest landmark"] + ["assigned landmark"] * (n <= 8)
+    out = {}
+    for mode in modes:
+        returns = []
+        for episode in range(episodes):
+            env.reset(seed=episode)
+            env.action_space(env.agents[0]).seed(episode)
+            world = env.unwrapped.world
+            agents, landmarks = world.agents, world.landmarks
+            dist = np.array([[np.linalg.norm(a.state.p_pos - lm.state.p_pos) for lm in landmarks] for a in agents])
+            if mode == "assigned landmark":
+                target = min(itertools.permutations(range(n)), key=lambda p: dist[range(n), list(p)].sum())
+            else:
+                target = dist.argmin(axis=1)
+            total = 0.0
+            for _ in range(EPISODE_STEPS):
+                actions = {}
+                for k, name in enumerate(env.agents):
+                    if mode == "random actions":
+                        actions[name] = env.action_space(name).sample()
+                        continue
+                    force = np.zeros(2)
+                    if mode != "standing still":
+                        state = agents[k].state
+                        force = 3.0 * (landmarks[target[k]].state.p_pos - state.p_pos) - 1.0 * state.p_vel
+                    # mpe2's action vector: [no-op, left, right, down, up]; force = (right - left, up - down)
+                    actions[name] = np.clip([0.0, -force[0], force[0], -force[1], force[1]], 0.0, 1.0
+                                            ).astype(np.float32)
+                _, rewards, _, _, _ = env.step(actions)
+                total += sum(rewards.values())
+            returns.append(total)
+        out[mode] = float(np.mean(returns))
+    env.close()
+    return out
 
 
 def learning_throughput(curve) -> float:
@@ -98,12 +150,13 @@ def table(out: str) -> str:
              "| seconds to threshold (median) | training env steps/s | final return (median) |",
              "|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["n"] for r in runs}):
-        for mode, lr in [(m, lr) for m in MODES for lr in sorted({r.get("lr", 1e-2) for r in runs})]:
-            rs = [r for r in runs if r["n"] == n and r["mode"] == mode and r.get("lr", 1e-2) == lr]
+        variants = sorted({(r.get("lr", 1e-2), r.get("hidden", 64)) for r in runs}, key=lambda v: (-v[0], v[1]))
+        for mode, (lr, hidden) in [(m, v) for m in MODES for v in variants]:
+            rs = [r for r in runs if r["n"] == n and r["mode"] == mode and r.get("lr", 1e-2) == lr
+                  and r.get("hidden", 64) == hidden]
             if not rs:
                 continue
-            if lr != 1e-2:
-                mode = f"{mode}, lr {lr:g}"
+            mode += f", lr {lr:g}" * (lr != 1e-2) + f", 2x{hidden}" * (hidden != 64)
             hit = [r for r in rs if r["reached_env_steps"] is not None]
             steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
             secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
@@ -124,10 +177,18 @@ def main():
     parser.add_argument("--budget", type=int, default=None,
                         help="env steps per run (default: BUDGETS[N]); e.g. a short N=12 run for throughput")
     parser.add_argument("--lr", type=float, default=1e-2, help="actor and critic lr (paper: 1e-2)")
+    parser.add_argument("--hidden", type=int, default=64, help="units of both hidden layers (paper: 64)")
     parser.add_argument("--out", default="docs/sharing")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--scripted", action="store_true",
+                        help="only print the returns of scripted policies for each N of --agents")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.scripted:
+        for n in args.agents:
+            shown = ", ".join(f"{mode} {value:.1f}" for mode, value in scripted_returns(n).items())
+            print(f"N={n} (threshold {THRESHOLDS[n]:g}; 100 episodes): {shown}", flush=True)
+        return
     os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
     if not args.table_only:
         import ray
@@ -138,10 +199,11 @@ def main():
                 for n in args.agents:
                     for mode in args.modes:
                         lr = "" if args.lr == 1e-2 else f"_lr{args.lr:g}"
+                        lr += "" if args.hidden == 64 else f"_h{args.hidden}"
                         path = os.path.join(args.out, "runs", f"n{n}_{mode}{lr}_{seed}.json")
                         if os.path.exists(path):
                             continue
-                        result = run(n, mode, seed, args.budget or BUDGETS[n], args.lr)
+                        result = run(n, mode, seed, args.budget or BUDGETS[n], args.lr, args.hidden)
                         with open(path + ".tmp", "w") as f:
                             json.dump(result, f)
                         os.replace(path + ".tmp", path)

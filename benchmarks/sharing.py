@@ -150,20 +150,20 @@ def table(out: str) -> str:
              "| seconds to threshold (median) | training env steps/s | final return (median) |",
              "|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["n"] for r in runs}):
-        variants = sorted({(r.get("lr", 1e-2), r.get("hidden", 64)) for r in runs}, key=lambda v: (-v[0], v[1]))
-        for mode, (lr, hidden) in [(m, v) for m in MODES for v in variants]:
+        variants = sorted({(r.get("lr", 1e-2), r.get("hidden", 64), r["budget"]) for r in runs},
+                          key=lambda v: (-v[0], v[1], v[2]))
+        for mode, (lr, hidden, budget) in [(m, v) for m in MODES for v in variants]:
             rs = [r for r in runs if r["n"] == n and r["mode"] == mode and r.get("lr", 1e-2) == lr
-                  and r.get("hidden", 64) == hidden]
+                  and r.get("hidden", 64) == hidden and r["budget"] == budget]
             if not rs:
                 continue
             mode += f", lr {lr:g}" * (lr != 1e-2) + f", 2x{hidden}" * (hidden != 64)
             hit = [r for r in rs if r["reached_env_steps"] is not None]
             steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
             secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
-            budget = "/".join(f"{b:,}" for b in sorted({r["budget"] for r in rs}))
             lines.append(
                 f"| {n} | {mode} | {len(rs)} | {len(hit)}/{len(rs)} (>= {THRESHOLDS[n]:g} within "
-                f"{budget}) | {steps} | {secs} | "
+                f"{budget:,}) | {steps} | {secs} | "
                 f"{np.median([learning_throughput(r['curve']) for r in rs]):,.0f} | "
                 f"{np.median([r['final_return'] for r in rs]):.1f} |")
     return "\n".join(lines)
@@ -200,6 +200,7 @@ def main():
                     for mode in args.modes:
                         lr = "" if args.lr == 1e-2 else f"_lr{args.lr:g}"
                         lr += "" if args.hidden == 64 else f"_h{args.hidden}"
+                        lr += "" if args.budget in (None, BUDGETS[n]) else f"_b{args.budget}"
                         path = os.path.join(args.out, "runs", f"n{n}_{mode}{lr}_{seed}.json")
                         if os.path.exists(path):
                             continue

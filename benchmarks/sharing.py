@@ -105,7 +105,8 @@ def scripted_returns(n: int, episodes: int = 100) -> dict:
         returns = []
         for episode in range(episodes):
             env.reset(seed=episode)
-            env.action_space(env.agents[0]).seed(episode)
+            for k, name in enumerate(env.agents):  # every agent's own sampler, so random actions repeat
+                env.action_space(name).seed(1000 * episode + k)
             world = env.unwrapped.world
             agents, landmarks = world.agents, world.landmarks
             dist = np.array([[np.linalg.norm(a.state.p_pos - lm.state.p_pos) for lm in landmarks] for a in agents])

@@ -27,6 +27,15 @@ Default False (mpe2's own physics).
 ``env_config={"original_adversary_reward": True}`` (simple_adversary only)
 pays the adversary -distance^2 to the goal, as the original MPE did; mpe2
 pays -distance. Default False.
+
+``env_config={"original_team_reward": True}`` (simple_speaker_listener,
+simple_reference, simple_spread: the original's ``world.collaborative``
+scenarios) pays every agent the sum over all agents of the original MPE's
+per-agent reward, as the original environment did (``shared_reward``). mpe2
+pays each agent its own reward, mixed with a global term by ``local_ratio``
+in simple_reference and simple_spread, and its simple_reference reward is
+-distance where the original's is -distance^2. On speaker-listener the
+original's reward is twice mpe2's. Default False.
 """
 
 from __future__ import annotations
@@ -83,12 +92,13 @@ def make_mpe_env(
             f"env_config paper_physics={paper_physics!r} is invalid: use True (the "
             "paper's MPE integration order) or False (mpe2's)."
         )
-    squared_adversary_reward = kwargs.pop("original_adversary_reward", False)
-    if not isinstance(squared_adversary_reward, bool) or (
-            squared_adversary_reward and scenario != "simple_adversary"):
+    squared_adversary_reward = _pop_flag(kwargs, "original_adversary_reward", scenario,
+                                         ("simple_adversary",))
+    team_reward = _pop_flag(kwargs, "original_team_reward", scenario, tuple(_ORIGINAL_REWARDS))
+    if team_reward and "local_ratio" in kwargs:
         raise ValueError(
-            f"env_config original_adversary_reward={squared_adversary_reward!r} is invalid "
-            f"for {scenario!r}: it is True or False, and only simple_adversary has it."
+            f"env_config for {scenario!r} sets both original_team_reward and local_ratio: "
+            "the original's team reward has no local/global mix. Remove local_ratio."
         )
     _check_kwargs(scenario, module, kwargs)
 
@@ -106,6 +116,8 @@ def make_mpe_env(
         use_paper_physics(raw_env.world)
     if squared_adversary_reward:
         raw_env.scenario.adversary_reward = _squared_distance_reward
+    if team_reward:
+        use_original_team_reward(raw_env, _ORIGINAL_REWARDS[scenario])
     par_env = aec_to_parallel(raw_env)
     metrics = metrics_for(scenario)
     if raw_env.continuous_actions:
@@ -155,7 +167,67 @@ def _squared_distance_reward(agent, world) -> float:
     return -float(np.sum(np.square(agent.state.p_pos - agent.goal_a.state.p_pos)))
 
 
+def _original_speaker_listener_reward(agent, world) -> float:
+    """Both agents: -|p_listener - p_goal|^2 (mpe2's per-agent reward is the same)."""
+    listener = world.agents[0]
+    return -float(np.sum(np.square(listener.goal_a.state.p_pos - listener.goal_b.state.p_pos)))
+
+
+def _original_reference_reward(agent, world) -> float:
+    """-|p_listener - p_goal|^2 for the agent this one guides (mpe2: -distance)."""
+    if agent.goal_a is None or agent.goal_b is None:
+        return 0.0
+    return -float(np.sum(np.square(agent.goal_a.state.p_pos - agent.goal_b.state.p_pos)))
+
+
+def _original_spread_reward(agent, world) -> float:
+    """-sum_l min_j |p_j - p_l| - collisions, as the original counted them.
+
+    The original's collision loop includes the agent itself (always in
+    contact), a constant -1 per step that we keep so returns compare.
+    """
+    rew = 0.0
+    for landmark in world.landmarks:
+        rew -= min(float(np.sqrt(np.sum(np.square(a.state.p_pos - landmark.state.p_pos))))
+                   for a in world.agents)
+    if agent.collide:
+        for other in world.agents:
+            dist = np.sqrt(np.sum(np.square(other.state.p_pos - agent.state.p_pos)))
+            rew -= float(dist < other.size + agent.size)
+    return rew
+
+
+# The original's world.collaborative scenarios and their per-agent rewards.
+_ORIGINAL_REWARDS = {
+    "simple_speaker_listener": _original_speaker_listener_reward,
+    "simple_reference": _original_reference_reward,
+    "simple_spread": _original_spread_reward,
+}
+
+
+def use_original_team_reward(raw_env, per_agent_reward) -> None:
+    """Pays every agent sum_j r_j, as the original's shared_reward did (env_config
+    `original_team_reward`); mpe2's local_ratio mix is switched off."""
+    def team_reward(agent, world) -> float:
+        return sum(per_agent_reward(a, world) for a in world.agents)
+
+    raw_env.local_ratio = None
+    raw_env.scenario.reward = team_reward
+
+
 # ------------------------------------------------------------------- helpers
+
+
+def _pop_flag(kwargs: dict, key: str, scenario: str, scenarios: tuple[str, ...]) -> bool:
+    """Removes the boolean env_config `key` from kwargs, checked for type and scenario."""
+    value = kwargs.pop(key, False)
+    if not isinstance(value, bool) or (value and scenario not in scenarios):
+        raise ValueError(
+            f"env_config {key}={value!r} is invalid for {scenario!r}: it is True or "
+            f"False, and only {', '.join(scenarios)} {'has' if len(scenarios) == 1 else 'have'} it."
+        )
+    return value
+
 
 
 def _scenario_module(scenario: str) -> ModuleType:

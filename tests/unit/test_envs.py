@@ -527,7 +527,6 @@ def test_paper_physics_updates_velocity_then_position_by_hand():
     for paper in (True, False):
         env = make_mpe_env("simple_speaker_listener", {"paper_physics": paper})
         env.reset(seed=3)
-        p_prev = None
         for t in range(3):
             p0, v0, p1, v1, reward = _listener_step(env, [0, 0, 1, 0, 0])
             v_expected = v0 * (1 - damping) + force * dt  # max_speed is None for the listener
@@ -582,3 +581,58 @@ def test_original_adversary_reward_is_minus_squared_distance():
         assert rewards["agent_0"] == pytest.approx(d - nearest)
     with pytest.raises(ValueError, match="only simple_adversary"):
         make_mpe_env("simple_tag", {"original_adversary_reward": True})
+
+
+def _step_with_random_actions(env, seed=1):
+    env.reset(seed=seed)
+    actions = {a: env.action_spaces[a].sample() for a in env.possible_agents}
+    return env.step(actions)[1]
+
+
+def test_original_team_reward_on_speaker_listener_is_twice_mpe2s():
+    mpe2_rewards = _step_with_random_actions(make_mpe_env("simple_speaker_listener"))
+    team_rewards = _step_with_random_actions(
+        make_mpe_env("simple_speaker_listener", {"original_team_reward": True}))
+    # Same seed, same actions: the original paid both agents r_speaker + r_listener.
+    assert mpe2_rewards["speaker_0"] == pytest.approx(mpe2_rewards["listener_0"])
+    for agent in ("speaker_0", "listener_0"):
+        assert team_rewards[agent] == pytest.approx(2 * mpe2_rewards["listener_0"])
+
+
+def test_original_team_reward_on_spread_by_hand():
+    env = make_mpe_env("simple_spread", {"N": 3, "original_team_reward": True})
+    env.reset(seed=0)
+    world = env.par_env.unwrapped.world
+    # Agents 0 and 1 overlap (size 0.15 each), agent 2 alone; landmarks at known places.
+    for agent, pos in zip(world.agents, ([0.0, 0.0], [0.1, 0.0], [1.0, 1.0])):
+        agent.state.p_pos = np.array(pos)
+        agent.state.p_vel = np.zeros(2)
+    for landmark, pos in zip(world.landmarks, ([0.0, 0.0], [0.0, 0.5], [1.0, 0.5])):
+        landmark.state.p_pos = np.array(pos)
+    scenario = env.par_env.unwrapped.scenario
+    coverage = 0.0 + 0.5 + 0.5  # nearest agent to each landmark: 0, 0 and 2
+    # Each agent "collides" with itself as in the original; agents 0 and 1 also with each other.
+    collisions = 2 + 2 + 1
+    expected = -3 * coverage - collisions
+    for agent in world.agents:
+        assert scenario.reward(agent, world) == pytest.approx(expected)
+
+
+def test_original_team_reward_on_reference_is_minus_summed_squared_distances():
+    env = make_mpe_env("simple_reference", {"original_team_reward": True})
+    _step_with_random_actions(env)
+    world = env.par_env.unwrapped.world
+    expected = -sum(np.sum(np.square(a.goal_a.state.p_pos - a.goal_b.state.p_pos))
+                    for a in world.agents)
+    scenario = env.par_env.unwrapped.scenario
+    for agent in world.agents:
+        assert scenario.reward(agent, world) == pytest.approx(expected)
+
+
+def test_original_team_reward_is_checked():
+    with pytest.raises(ValueError, match="only simple_speaker_listener, simple_reference"):
+        make_mpe_env("simple_tag", {"original_team_reward": True})
+    with pytest.raises(ValueError, match="original_team_reward"):
+        make_mpe_env("simple_spread", {"original_team_reward": 1})
+    with pytest.raises(ValueError, match="Remove local_ratio"):
+        make_mpe_env("simple_spread", {"original_team_reward": True, "local_ratio": 0.5})

@@ -7,9 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-from rllib_maddpg import MADDPG, MADDPGConfig
+from rllib_maddpg import MADDPGConfig
 from rllib_maddpg import joint_batch as jb
 from support import OBS_DIMS, StampEnv
 

@@ -11,7 +11,10 @@ the training episode return reaches the threshold for N or the env-step
 budget runs out. It records the env steps and wall-clock seconds at which
 the threshold was first reached, the learning curve, and the training
 throughput (env steps per second while learning, updates included, from the
-first iteration past 30,000 env steps to the end). Every
+first iteration past 30,000 env steps to the end), and, every
+`--eval-every` iterations and at the end, the greedy return (`explore=False`:
+the noise-free softmax actions, `--eval-episodes` episodes), which is what
+the scripted references (`--scripted`) are comparable to. Every
 run's JSON goes to `--out/runs/` as soon as it ends; a rerun skips the runs
 already there (runs are short: no mid-run checkpoints). One process, one
 torch thread: figures are for one CPU core.
@@ -40,7 +43,8 @@ MODES = {
 }
 
 
-def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64):
+def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64, eval_every: int = 5,
+          eval_episodes: int = 50):
     from rllib_maddpg import MADDPGConfig
 
     options = dict(MODES[mode])
@@ -50,6 +54,8 @@ def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64):
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=10_000)
         .debugging(seed=seed)
+        .evaluation(evaluation_interval=eval_every, evaluation_duration=eval_episodes,
+                    evaluation_duration_unit="episodes", evaluation_config={"explore": False})
     )
     if options.pop("shared", False):
         config.update_from_dict({"policy_mapping_fn": {f"agent_{k}": "shared" for k in range(n)}})
@@ -57,11 +63,23 @@ def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64):
                            critic_hiddens=[hidden, hidden], **options)
 
 
-def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int = 64) -> dict:
+def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int = 64,
+        eval_every: int = 5, eval_episodes: int = 50) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    algo = build(n, mode, seed, lr, hidden).build_algo()
+    algo = build(n, mode, seed, lr, hidden, eval_every, eval_episodes).build_algo()
+    # Greedy evaluation runs inside train(); its time is left out of "seconds".
+    eval_seconds, evaluate = [0.0], algo.evaluate
+
+    def timed_evaluate(*args, **kwargs):
+        began = time.time()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            eval_seconds[0] += time.time() - began
+
+    algo.evaluate = timed_evaluate
     curve, reached = [], None
     start = time.time()
     try:
@@ -70,20 +88,27 @@ def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int
             result = algo.train()
             steps = result["num_env_steps_sampled_lifetime"]
             ret = float(result["env_runners"].get("episode_return_mean", float("nan")))
-            curve.append({"env_steps": steps, "seconds": time.time() - start, "return": ret})
+            curve.append({"env_steps": steps, "seconds": time.time() - start - eval_seconds[0], "return": ret})
+            if "evaluation" in result:
+                curve[-1]["greedy_return"] = _greedy_return(result["evaluation"])
             if reached is None and ret >= THRESHOLDS[n]:
                 reached = curve[-1]
                 break
+        final_greedy = _greedy_return(algo.evaluate())
     finally:
         algo.stop()
-    seconds = time.time() - start
+    seconds = time.time() - start - eval_seconds[0]
     return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": budget, "lr": lr,
             "hidden": hidden,
             "reached_env_steps": reached and reached["env_steps"],
             "reached_seconds": reached and reached["seconds"],
             "env_steps": curve[-1]["env_steps"], "seconds": seconds,
             "env_steps_per_second": learning_throughput(curve), "final_return": curve[-1]["return"],
-            "curve": curve}
+            "final_greedy_return": final_greedy, "curve": curve}
+
+
+def _greedy_return(evaluation: dict) -> float:
+    return float(evaluation["env_runners"].get("episode_return_mean", float("nan")))
 
 
 def scripted_returns(n: int, episodes: int = 100) -> dict:
@@ -148,8 +173,9 @@ def learning_throughput(curve) -> float:
 def table(out: str) -> str:
     runs = [json.load(open(os.path.join(out, "runs", f))) for f in sorted(os.listdir(os.path.join(out, "runs")))]
     lines = ["| N | policies | seeds | reached threshold | env steps to threshold (median) "
-             "| seconds to threshold (median) | training env steps/s | final return (median) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| seconds to threshold (median) | training env steps/s | final return (median) "
+             "| final greedy return (median) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["n"] for r in runs}):
         variants = sorted({(r.get("lr", 1e-2), r.get("hidden", 64), r["budget"]) for r in runs},
                           key=lambda v: (-v[0], v[1], v[2]))
@@ -162,11 +188,13 @@ def table(out: str) -> str:
             hit = [r for r in rs if r["reached_env_steps"] is not None]
             steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
             secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
+            greedy = [r["final_greedy_return"] for r in rs if "final_greedy_return" in r]
+            greedy = f"{np.median(greedy):.1f}" if greedy else "-"
             lines.append(
                 f"| {n} | {mode} | {len(rs)} | {len(hit)}/{len(rs)} (>= {THRESHOLDS[n]:g} within "
                 f"{budget:,}) | {steps} | {secs} | "
                 f"{np.median([learning_throughput(r['curve']) for r in rs]):,.0f} | "
-                f"{np.median([r['final_return'] for r in rs]):.1f} |")
+                f"{np.median([r['final_return'] for r in rs]):.1f} | {greedy} |")
     return "\n".join(lines)
 
 
@@ -179,11 +207,18 @@ def main():
                         help="env steps per run (default: BUDGETS[N]); e.g. a short N=12 run for throughput")
     parser.add_argument("--lr", type=float, default=1e-2, help="actor and critic lr (paper: 1e-2)")
     parser.add_argument("--hidden", type=int, default=64, help="units of both hidden layers (paper: 64)")
+    parser.add_argument("--eval-every", type=int, default=5,
+                        help="greedy evaluation every this many iterations of 10,000 env steps")
+    parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--out", default="docs/sharing")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--scripted", action="store_true",
                         help="only print the returns of scripted policies for each N of --agents")
     args = parser.parse_args()
+    for flag in ("budget", "lr", "hidden", "eval_every", "eval_episodes"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.scripted:
         for n in args.agents:
@@ -205,13 +240,15 @@ def main():
                         path = os.path.join(args.out, "runs", f"n{n}_{mode}{lr}_{seed}.json")
                         if os.path.exists(path):
                             continue
-                        result = run(n, mode, seed, args.budget or BUDGETS[n], args.lr, args.hidden)
+                        result = run(n, mode, seed, args.budget or BUDGETS[n], args.lr, args.hidden,
+                                     args.eval_every, args.eval_episodes)
                         with open(path + ".tmp", "w") as f:
                             json.dump(result, f)
                         os.replace(path + ".tmp", path)
                         print(f"N={n} {mode} seed {seed}: threshold at {result['reached_env_steps']} env steps "
                               f"({result['reached_seconds']} s), {result['env_steps_per_second']:.0f} env steps/s, "
-                              f"final return {result['final_return']:.1f}", flush=True)
+                              f"final return {result['final_return']:.1f}, greedy {result['final_greedy_return']:.1f}",
+                              flush=True)
         finally:
             ray.shutdown()
     print(table(args.out))

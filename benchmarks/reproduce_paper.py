@@ -121,6 +121,10 @@ SETTINGS = {
     "abl_lr3_det_targets": Setting(SL, "lr 1e-3 and noise-free target actions (combined)",
                                    {**LR3, "gumbel_target_noise": False}),
     "abl_det_targets": Setting(SL, "noise-free target actions", {"gumbel_target_noise": False}),
+    # The original's schedule: one env, the actors act with weights at most one update old
+    # (an update round after every 100 env steps); ours acts up to 200 steps (8 envs x 25) stale.
+    "abl_original_schedule": Setting(SL, "one env, an update round after every 100 env steps (original)",
+                                     {"num_envs_per_env_runner": 1, "rollout_fragment_length": 100}),
     # The original paid both agents the team's sum (twice mpe2's reward here; team returns double too).
     "abl_team_reward": Setting(SL, "original team reward (sum over agents)", env_config={"original_team_reward": True}),
 }
@@ -137,7 +141,7 @@ GROUPS = {
                  "abl_std_rewards", "abl_leaky_relu", "abl_no_logit_penalty",
                  "abl_independent_minibatches", "abl_lr3_leaky", "abl_lr3_paper_physics", "abl_lr3_temp05",
                  "abl_lr3_updates50", "abl_lr3e3", "abl_lr3_width128", "abl_lr3_width256", "abl_lr3_det_targets",
-                 "abl_det_targets", "abl_team_reward"],
+                 "abl_det_targets", "abl_team_reward", "abl_original_schedule"],
 }
 # The metrics shown in the table, per scenario (all are kept in the JSON).
 SHOWN = {

@@ -168,9 +168,11 @@ def _squared_distance_reward(agent, world) -> float:
 
 
 def _original_speaker_listener_reward(agent, world) -> float:
-    """Both agents: -|p_listener - p_goal|^2 (mpe2's per-agent reward is the same)."""
-    listener = world.agents[0]
-    return -float(np.sum(np.square(listener.goal_a.state.p_pos - listener.goal_b.state.p_pos)))
+    """Both agents: -|p_listener - p_goal|^2 (mpe2's per-agent reward is the same).
+
+    The speaker (agent 0) holds both: goal_a is the listener, goal_b its goal."""
+    speaker = world.agents[0]
+    return -float(np.sum(np.square(speaker.goal_a.state.p_pos - speaker.goal_b.state.p_pos)))
 
 
 def _original_reference_reward(agent, world) -> float:
@@ -227,7 +229,6 @@ def _pop_flag(kwargs: dict, key: str, scenario: str, scenarios: tuple[str, ...])
             f"False, and only {', '.join(scenarios)} {'has' if len(scenarios) == 1 else 'have'} it."
         )
     return value
-
 
 
 def _scenario_module(scenario: str) -> ModuleType:

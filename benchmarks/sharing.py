@@ -44,13 +44,13 @@ MODES = {
 
 
 def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64, eval_every: int = 5,
-          eval_episodes: int = 50):
+          eval_episodes: int = 50, env_config: dict | None = None):
     from rllib_maddpg import MADDPGConfig
 
     options = dict(MODES[mode])
     config = (
         MADDPGConfig()
-        .environment("mpe/simple_spread", env_config={"N": n})
+        .environment("mpe/simple_spread", env_config={"N": n, **(env_config or {})})
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=10_000)
         .debugging(seed=seed)
@@ -64,11 +64,11 @@ def build(n: int, mode: str, seed: int, lr: float = 1e-2, hidden: int = 64, eval
 
 
 def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int = 64,
-        eval_every: int = 5, eval_episodes: int = 50) -> dict:
+        eval_every: int = 5, eval_episodes: int = 50, env_config: dict | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    algo = build(n, mode, seed, lr, hidden, eval_every, eval_episodes).build_algo()
+    algo = build(n, mode, seed, lr, hidden, eval_every, eval_episodes, env_config).build_algo()
     # Greedy evaluation runs inside train(); its time is left out of "seconds".
     eval_seconds, evaluate = [0.0], algo.evaluate
 
@@ -88,7 +88,8 @@ def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int
             result = algo.train()
             steps = result["num_env_steps_sampled_lifetime"]
             ret = float(result["env_runners"].get("episode_return_mean", float("nan")))
-            curve.append({"env_steps": steps, "seconds": time.time() - start - eval_seconds[0], "return": ret})
+            curve.append({"env_steps": steps, "seconds": time.time() - start - eval_seconds[0], "return": ret,
+                          **_task_metrics(result["env_runners"])})
             if "evaluation" in result:
                 curve[-1]["greedy_return"] = _greedy_return(result["evaluation"])
             if reached is None and ret >= THRESHOLDS[n]:
@@ -99,12 +100,19 @@ def run(n: int, mode: str, seed: int, budget: int, lr: float = 1e-2, hidden: int
         algo.stop()
     seconds = time.time() - start - eval_seconds[0]
     return {"n": n, "mode": mode, "seed": seed, "threshold": THRESHOLDS[n], "budget": budget, "lr": lr,
-            "hidden": hidden,
+            "hidden": hidden, "env_config": env_config or {},
             "reached_env_steps": reached and reached["env_steps"],
             "reached_seconds": reached and reached["seconds"],
             "env_steps": curve[-1]["env_steps"], "seconds": seconds,
             "env_steps_per_second": learning_throughput(curve), "final_return": curve[-1]["return"],
             "final_greedy_return": final_greedy, "curve": curve}
+
+
+def _task_metrics(runners: dict) -> dict:
+    """simple_spread's task metrics per episode (envs/mpe_metrics.py), whatever the reward."""
+    metrics = runners.get("custom_metrics", {})
+    return {name: float(metrics[f"{name}_mean"]) for name in ("mean_landmark_distance", "collisions")
+            if f"{name}_mean" in metrics}
 
 
 def _greedy_return(evaluation: dict) -> float:
@@ -170,6 +178,11 @@ def learning_throughput(curve) -> float:
     return (learning[-1]["env_steps"] - learning[0]["env_steps"]) / (learning[-1]["seconds"] - learning[0]["seconds"])
 
 
+def _variant(run: dict) -> tuple:
+    return (run.get("lr", 1e-2), run.get("hidden", 64), run["budget"],
+            json.dumps(run.get("env_config", {}), sort_keys=True))
+
+
 def table(out: str) -> str:
     runs = [json.load(open(os.path.join(out, "runs", f))) for f in sorted(os.listdir(os.path.join(out, "runs")))]
     lines = ["| N | policies | seeds | reached threshold | env steps to threshold (median) "
@@ -177,14 +190,12 @@ def table(out: str) -> str:
              "| final greedy return (median) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["n"] for r in runs}):
-        variants = sorted({(r.get("lr", 1e-2), r.get("hidden", 64), r["budget"]) for r in runs},
-                          key=lambda v: (-v[0], v[1], v[2]))
-        for mode, (lr, hidden, budget) in [(m, v) for m in MODES for v in variants]:
-            rs = [r for r in runs if r["n"] == n and r["mode"] == mode and r.get("lr", 1e-2) == lr
-                  and r.get("hidden", 64) == hidden and r["budget"] == budget]
+        variants = sorted({_variant(r) for r in runs}, key=lambda v: (-v[0], v[1], v[2], v[3]))
+        for mode, (lr, hidden, budget, env) in [(m, v) for m in MODES for v in variants]:
+            rs = [r for r in runs if r["n"] == n and r["mode"] == mode and _variant(r) == (lr, hidden, budget, env)]
             if not rs:
                 continue
-            mode += f", lr {lr:g}" * (lr != 1e-2) + f", 2x{hidden}" * (hidden != 64)
+            mode += f", lr {lr:g}" * (lr != 1e-2) + f", 2x{hidden}" * (hidden != 64) + f", {env}" * (env != "{}")
             hit = [r for r in rs if r["reached_env_steps"] is not None]
             steps = f"{np.median([r['reached_env_steps'] for r in hit]):,.0f}" if hit else "-"
             secs = f"{np.median([r['reached_seconds'] for r in hit]):.0f}" if hit else "-"
@@ -207,6 +218,8 @@ def main():
                         help="env steps per run (default: BUDGETS[N]); e.g. a short N=12 run for throughput")
     parser.add_argument("--lr", type=float, default=1e-2, help="actor and critic lr (paper: 1e-2)")
     parser.add_argument("--hidden", type=int, default=64, help="units of both hidden layers (paper: 64)")
+    parser.add_argument("--env-config", type=json.loads, default={}, metavar="JSON",
+                        help="more env_config of mpe/simple_spread, e.g. '{\"num_landmark_neighbors\": 3}'")
     parser.add_argument("--eval-every", type=int, default=5,
                         help="greedy evaluation every this many iterations of 10,000 env steps")
     parser.add_argument("--eval-episodes", type=int, default=50)
@@ -237,11 +250,12 @@ def main():
                         lr = "" if args.lr == 1e-2 else f"_lr{args.lr:g}"
                         lr += "" if args.hidden == 64 else f"_h{args.hidden}"
                         lr += "" if args.budget in (None, BUDGETS[n]) else f"_b{args.budget}"
+                        lr += "".join(f"_{k}{v}" for k, v in sorted(args.env_config.items()))
                         path = os.path.join(args.out, "runs", f"n{n}_{mode}{lr}_{seed}.json")
                         if os.path.exists(path):
                             continue
                         result = run(n, mode, seed, args.budget or BUDGETS[n], args.lr, args.hidden,
-                                     args.eval_every, args.eval_episodes)
+                                     args.eval_every, args.eval_episodes, args.env_config)
                         with open(path + ".tmp", "w") as f:
                             json.dump(result, f)
                         os.replace(path + ".tmp", path)

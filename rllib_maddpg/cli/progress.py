@@ -125,10 +125,16 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_returns(result: dict[str, Any]) -> str:
-    """`return agent_0=-3.10 agent_1=... (sum ...)`: the mean episode return per policy."""
-    returns = (result.get("env_runners") or {}).get("policy_reward_mean") or {}
+    """`return agent_0=-3.10 agent_1=... (episode ...)`: the mean episode return per policy
+    (a shared policy's is the mean over its agents), then the episode's, summed over agents
+    (`env_runners/episode_return_mean`, what a team-return stop criterion reads)."""
+    runners = result.get("env_runners") or {}
+    returns = runners.get("policy_reward_mean") or {}
     if not returns:
         return "return -"
     parts = " ".join(f"{pid}={value:.2f}" for pid, value in sorted(returns.items()))
-    team = f" (sum {sum(returns.values()):.2f})" if len(returns) > 1 else ""
+    episode = runners.get("episode_return_mean")
+    if not isinstance(episode, (int, float)):
+        episode = sum(returns.values())
+    team = f" (episode {episode:.2f})" if len(returns) > 1 or abs(episode - sum(returns.values())) > 1e-6 else ""
     return f"return {parts}{team}"

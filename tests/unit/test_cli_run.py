@@ -6,6 +6,7 @@ import pytest
 
 from rllib_maddpg.cli.errors import UsageError
 from rllib_maddpg.cli.experiments import flatten_stop
+from rllib_maddpg.cli.progress import format_returns
 from rllib_maddpg.cli.run import _new_run_name, lock_run_dir, set_aside_unrecorded_checkpoints
 
 pytestmark = pytest.mark.unit
@@ -48,3 +49,13 @@ def test_stop_criteria_are_flat_numbers():
         "env_runners/episode_return_mean": 5, "training_iteration": 3}
     with pytest.raises(UsageError, match="must be a number"):
         flatten_stop({"training_iteration": "10"}, "x")
+
+
+def test_the_progress_line_shows_the_episode_return_beside_each_policys():
+    runners = {"policy_reward_mean": {"shared": -24.0}, "episode_return_mean": -144.0}  # 6 agents share
+    assert format_returns({"env_runners": runners}) == "return shared=-24.00 (episode -144.00)"
+    runners = {"policy_reward_mean": {"a": -1.0, "b": 2.5}, "episode_return_mean": 1.5}
+    assert format_returns({"env_runners": runners}) == "return a=-1.00 b=2.50 (episode 1.50)"
+    runners = {"policy_reward_mean": {"agent_0": -3.0}, "episode_return_mean": -3.0}  # one agent
+    assert format_returns({"env_runners": runners}) == "return agent_0=-3.00"
+    assert format_returns({"env_runners": {}}) == "return -"

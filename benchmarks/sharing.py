@@ -120,7 +120,8 @@ def _greedy_return(evaluation: dict) -> float:
 
 
 def scripted_returns(n: int, episodes: int = 100) -> dict:
-    """Mean team return of four scripted policies on simple_spread with N agents
+    """Mean team return and task metrics (landmark distance, collisions; as
+    envs/mpe_metrics.py) of four scripted policies on simple_spread with N agents
     (episode k: env seed k), the scale against which the thresholds are set:
     standing still, uniform random actions, each agent to the landmark nearest
     it at the start (no coordination), and each agent to its landmark under
@@ -131,11 +132,13 @@ def scripted_returns(n: int, episodes: int = 100) -> dict:
 
     from mpe2 import simple_spread_v3
 
+    from rllib_maddpg.envs.mpe_metrics import SpreadMetrics
+
     env = simple_spread_v3.parallel_env(N=n, continuous_actions=True, max_cycles=EPISODE_STEPS)
     modes = ["standing still", "random actions", "nearest landmark"] + ["assigned landmark"] * (n <= 8)
     out = {}
     for mode in modes:
-        returns = []
+        returns, metrics = [], []
         for episode in range(episodes):
             env.reset(seed=episode)
             for k, name in enumerate(env.agents):  # every agent's own sampler, so random actions repeat
@@ -147,7 +150,8 @@ def scripted_returns(n: int, episodes: int = 100) -> dict:
                 target = min(itertools.permutations(range(n)), key=lambda p: dist[range(n), list(p)].sum())
             else:
                 target = dist.argmin(axis=1)
-            total = 0.0
+            total, tracker = 0.0, SpreadMetrics()
+            tracker.reset(world)
             for _ in range(EPISODE_STEPS):
                 actions = {}
                 for k, name in enumerate(env.agents):
@@ -163,8 +167,11 @@ def scripted_returns(n: int, episodes: int = 100) -> dict:
                                             ).astype(np.float32)
                 _, rewards, _, _, _ = env.step(actions)
                 total += sum(rewards.values())
+                tracker.step(world)
             returns.append(total)
-        out[mode] = float(np.mean(returns))
+            metrics.append(tracker.result(world))
+        out[mode] = {"return": float(np.mean(returns)),
+                     **{name: float(np.mean([m[name] for m in metrics])) for name in metrics[0]}}
     env.close()
     return out
 
@@ -235,8 +242,10 @@ def main():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.scripted:
         for n in args.agents:
-            shown = ", ".join(f"{mode} {value:.1f}" for mode, value in scripted_returns(n).items())
-            print(f"N={n} (threshold {THRESHOLDS[n]:g}; 100 episodes): {shown}", flush=True)
+            print(f"N={n} (threshold {THRESHOLDS[n]:g}; 100 episodes):", flush=True)
+            for mode, m in scripted_returns(n).items():
+                print(f"  {mode:<18} return {m['return']:7.1f}, landmark distance "
+                      f"{m['mean_landmark_distance']:.3f}, collisions {m['collisions']:.2f}", flush=True)
         return
     os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
     if not args.table_only:

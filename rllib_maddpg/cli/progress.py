@@ -1,8 +1,5 @@
-"""What `rllib train` prints: a line per trial per iteration while Tune runs, then a summary.
-
-The live lines come from a ray.tune.Callback; the summary and the exit code
-from the ResultGrid that `Tuner.fit()` returns.
-"""
+"""What `rllib train` prints: a line per trial iteration (a ray.tune.Callback), then a
+summary and the exit code from the ResultGrid that `Tuner.fit()` returns."""
 
 from __future__ import annotations
 
@@ -20,36 +17,30 @@ TERMINATED, ERROR, INTERRUPTED = "TERMINATED", "ERROR", "INTERRUPTED"
 
 
 class ProgressCallback(tune.Callback):
-    """Prints each trial's iterations, checkpoints and end as Tune reports them.
-
-    Tune saves it with the run config in the run's tuner.pkl, so a `--resume`
-    (Tuner.restore) gets it back with the stop criteria the run started with.
-    """
+    """Prints each trial's iterations, checkpoints and end. Tune saves it in the run's
+    tuner.pkl, so a `--resume` gets it back with the stop criteria the run started with."""
 
     def __init__(self, stop: dict[str, Any], several_trials: bool):
-        self.stop = stop
-        self.several_trials = several_trials
-        self._stop_keys_checked = False
+        self.stop, self.several_trials, self._stop_keys_checked = stop, several_trials, False
 
     def _print(self, trial, text: str, err: bool = False) -> None:
         prefix = f"[{trial_label(trial.experiment_tag, trial.trial_id)}] " if self.several_trials else ""
         print(prefix + text, file=sys.stderr if err else sys.stdout, flush=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        steps = result.get("num_env_steps_sampled_lifetime")
-        this_iter, seconds = result.get("num_env_steps_sampled_this_iter"), result.get("time_this_iter_s")
-        rate = f"{this_iter / seconds:7.0f}" if this_iter and seconds else f"{'-':>7}"
-        steps_text = f"{steps:>10,}" if steps is not None else f"{'-':>10}"
-        self._print(trial, f"iter {result.get('training_iteration', 0):>4} | env steps {steps_text} | "
-                           f"{rate} steps/s | {format_returns(result)} | "
+        steps, seconds = result.get("num_env_steps_sampled_this_iter"), result.get("time_this_iter_s")
+        rate = f"{steps / seconds:.0f}" if steps and seconds else "-"
+        total = result.get("num_env_steps_sampled_lifetime")
+        total = "-" if total is None else f"{total:,}"
+        self._print(trial, f"iter {result.get('training_iteration', 0):>4} | env steps {total:>10} | "
+                           f"{rate:>7} steps/s | {format_returns(result)} | "
                            f"{format_duration(result.get('time_total_s'))}")
-        if not self._stop_keys_checked:
+        if not self._stop_keys_checked:  # a misspelt stop key would never stop the trial
             self._stop_keys_checked = True
             flat = flatten_dict(result, delimiter="/")
-            for key in self.stop:
-                if key not in flat:
-                    self._print(trial, f"rllib: warning: stop criterion {key!r} is not in the results, "
-                                       f"so it never stops a trial.{did_you_mean(key, flat)}", err=True)
+            for key in [key for key in self.stop if key not in flat]:
+                self._print(trial, f"rllib: warning: stop criterion {key!r} is not in the results, "
+                                   f"so it never stops a trial.{did_you_mean(key, flat)}", err=True)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self._print(trial, f"checkpoint saved: {checkpoint.path}")
@@ -74,16 +65,16 @@ def trial_status(result) -> str:
 
 
 def trial_label(experiment_tag: str | None, trial_id: str | None) -> str:
-    """`trial 0`, or the grid values of the trial (`0_tau=0.0100`)."""
+    """`trial 0`, or the trial's grid values (`0_tau=0.0100`)."""
     tag = experiment_tag or trial_id or "?"
     return (tag if "=" in tag else f"trial {tag}")[:40]
 
 
 def result_label(result) -> str:
     """trial_label of a ResultGrid entry; its directory name if it never reported."""
-    if not result.metrics:
-        return os.path.basename(result.path)
-    return trial_label(result.metrics.get("experiment_tag"), result.metrics.get("trial_id"))
+    metrics = result.metrics
+    return trial_label(metrics.get("experiment_tag"), metrics.get("trial_id")) if metrics \
+        else os.path.basename(result.path)
 
 
 def report(name: str, run_dir: str, seconds: float, results) -> int:
@@ -120,21 +111,19 @@ def last_line(path: str | None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """H:MM:SS."""
-    return str(datetime.timedelta(seconds=round(seconds or 0)))
+    return str(datetime.timedelta(seconds=round(seconds or 0)))  # H:MM:SS
 
 
 def format_returns(result: dict[str, Any]) -> str:
-    """`return agent_0=-3.10 agent_1=... (episode ...)`: the mean episode return per policy
-    (a shared policy's is the mean over its agents), then the episode's, summed over agents
-    (`env_runners/episode_return_mean`, what a team-return stop criterion reads)."""
+    """`return agent_0=-3.10 agent_1=... (episode -9.30)`: the mean episode return per policy
+    (a shared policy's: per agent), then the episode's summed over agents, as a team stop reads it."""
     runners = result.get("env_runners") or {}
     returns = runners.get("policy_reward_mean") or {}
     if not returns:
         return "return -"
-    parts = " ".join(f"{pid}={value:.2f}" for pid, value in sorted(returns.items()))
+    text = "return " + " ".join(f"{pid}={value:.2f}" for pid, value in sorted(returns.items()))
     episode = runners.get("episode_return_mean")
-    if not isinstance(episode, (int, float)):
-        episode = sum(returns.values())
-    team = f" (episode {episode:.2f})" if len(returns) > 1 or abs(episode - sum(returns.values())) > 1e-6 else ""
-    return f"return {parts}{team}"
+    episode = episode if isinstance(episode, (int, float)) else sum(returns.values())
+    if len(returns) > 1 or abs(episode - sum(returns.values())) > 1e-6:
+        text += f" (episode {episode:.2f})"
+    return text

@@ -1,9 +1,8 @@
 """`rllib train`: each experiment of the file as one ray.tune.Tuner run, or a Tuner.restore of it.
 
-What Tune does not do is here: a new run never reuses a directory, one
-process at a time writes a run (a file lock), and a resumed run first moves
-aside the checkpoints Tune never recorded, which its trials would otherwise
-overwrite.
+What Tune does not do is here: a new run never reuses a directory, one process
+at a time writes a run (a file lock), and a resumed run first moves aside the
+checkpoints Tune never recorded, which its trials would otherwise overwrite.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import logging
 import os
 import re
 import time
-from typing import Any
 
 import ray
 from ray import tune
@@ -32,8 +30,7 @@ def cmd_train(args) -> int:
     path = _check_train_args(args)
     stop, config = parse_json_flag("--stop", args.stop), parse_json_flag("--config", args.config)
     specs = [prepare_experiment(name, raw, stop, config, args) for name, raw in load_experiment_file(path).items()]
-    # The run locks are held until this command ends; the OS drops them if it dies.
-    with contextlib.ExitStack() as locks:
+    with contextlib.ExitStack() as locks:  # held until the command ends; the OS drops them if it dies
         runs = [(spec, None, None) for spec in specs]  # (spec, run directory, Tuner): new runs
         if args.resume is not None:
             run_dirs = [find_resume_dir(spec, args.resume, len(specs)) for spec in specs]
@@ -48,12 +45,11 @@ def _check_train_args(args) -> str:
     words = args.words[1:] if args.words[:1] == ["file"] else args.words
     if len(words) + bool(args.config_file) != 1:
         raise UsageError("give one YAML file: `rllib train file X.yaml` or `rllib train -f X.yaml`")
-    fixed = ["--" + dest.replace("_", "-") for dest in ("stop", "config", "checkpoint_freq", "checkpoint_at_end")
+    fixed = [f"--{dest.replace('_', '-')}" for dest in ("stop", "config", "checkpoint_freq", "checkpoint_at_end")
              if getattr(args, dest) is not None]
     if args.resume is not None and fixed:
-        raise UsageError(f"--resume continues a run with the config, stop criteria and checkpoint "
-                         f"settings it started with; drop {', '.join(fixed)} (or start a new run "
-                         "without --resume)")
+        raise UsageError(f"--resume continues a run with the config, stop criteria and checkpoint settings it "
+                         f"started with; drop {', '.join(fixed)} (or start a new run without --resume)")
     return args.config_file or words[0]
 
 
@@ -64,8 +60,7 @@ def _is_local(path: str) -> bool:
 def _train(runs, args, locks: contextlib.ExitStack) -> int:
     """Starts Ray, then fits each run in turn; the worst exit code wins, Ctrl-C stops all."""
     if all(_is_local(spec.storage_path) for spec, _, _ in runs):
-        # Tune records the run (each trial's latest checkpoint, what --resume
-        # restarts from) every >= 10 s by default; local files are cheap to write often.
+        # Tune records the run (what --resume restarts from) every >= 10 s by default; local files are cheap.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     if args.verbose < 1:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the progress lines replace Tune's tables
@@ -97,12 +92,12 @@ def _check_resources(spec: ExperimentSpec, have: float) -> None:
     except Exception:  # best effort: not every trainable says
         return
     if need > have:
-        raise UsageError(f"experiment {spec.name!r}: one trial needs {need:g} CPUs but this Ray has "
-                         f"{have:g}; lower config.num_env_runners (each takes a CPU) or raise --ray-num-cpus")
+        raise UsageError(f"experiment {spec.name!r}: one trial needs {need:g} CPUs but this Ray has {have:g}; "
+                         "lower config.num_env_runners (each takes a CPU) or raise --ray-num-cpus")
 
 
 def new_run(spec: ExperimentSpec, verbose: int, locks: contextlib.ExitStack):
-    """A Tuner for a new run of `spec` in a new directory; returns (run_dir, tuner)."""
+    """(run directory, Tuner) of a new run of `spec`, in a directory no run has used."""
     run_name = _new_run_name(spec.storage_path, spec.name)
     run_dir = os.path.join(spec.storage_path, run_name)
     if _is_local(run_dir):
@@ -113,16 +108,12 @@ def new_run(spec: ExperimentSpec, verbose: int, locks: contextlib.ExitStack):
     if run_name != spec.name:
         print(f"   {os.path.join(spec.storage_path, spec.name)} exists; not touching it.")
     print(f"   results: {run_dir}", flush=True)
+    callbacks = [ProgressCallback(spec.stop, several_trials=spec.num_trials > 1), *spec.callbacks]
     return run_dir, tune.Tuner(
-        spec.trainable,
-        param_space=spec.config,
-        tune_config=tune.TuneConfig(num_samples=spec.num_samples),
-        run_config=tune.RunConfig(
-            name=run_name, stop=spec.stop or None, storage_path=spec.storage_path,
-            checkpoint_config=spec.checkpoint_config, verbose=min(verbose, 2),
-            callbacks=[ProgressCallback(spec.stop, several_trials=spec.num_trials > 1), *spec.callbacks],
-        ),
-    )
+        spec.trainable, param_space=spec.config, tune_config=tune.TuneConfig(num_samples=spec.num_samples),
+        run_config=tune.RunConfig(name=run_name, stop=spec.stop or None, storage_path=spec.storage_path,
+                                  checkpoint_config=spec.checkpoint_config, verbose=min(verbose, 2),
+                                  callbacks=callbacks))
 
 
 def _new_run_name(storage_path: str, name: str) -> str:
@@ -142,12 +133,8 @@ def _unused(path: str) -> str:
 
 
 def lock_run_dir(run_dir: str):
-    """Takes the run directory's lock for this process, or refuses: one `rllib
-    train` at a time writes a run (its first run or a --resume of it).
-
-    An flock on a file in the directory: the OS releases it when the holder
-    exits, however it dies, so a killed run never leaves a stale lock.
-    """
+    """Takes the run's lock (an flock, which the OS drops however the holder dies) or refuses:
+    one `rllib train` at a time writes a run, its first run or a --resume of it."""
     os.makedirs(run_dir, exist_ok=True)
     lock = open(os.path.join(run_dir, RUN_LOCK_FILE), "a+")
     try:
@@ -156,8 +143,8 @@ def lock_run_dir(run_dir: str):
         lock.seek(0)
         holder = lock.read().strip() or "unknown"
         lock.close()
-        raise UsageError(f"{run_dir} is being written by another `rllib train` (pid {holder}), which "
-                         "started or resumed it: wait for it to end, or stop it, then run --resume again") from None
+        raise UsageError(f"{run_dir} is being written by another `rllib train` (pid {holder}), which started "
+                         "or resumed it: wait for it to end, or stop it, then run --resume again") from None
     lock.truncate(0)
     lock.write(f"{os.getpid()}\n")
     lock.flush()
@@ -167,18 +154,14 @@ def lock_run_dir(run_dir: str):
 # ----------------------------------------------------------------------------- --resume
 
 
-def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> str:
-    """The experiment directory `--resume` continues (checked before Ray starts).
-
-    `resume` is True (the newest run of this experiment: STORAGE_PATH/<name>
-    or a <name>_<date>_<time> of _new_run_name) or a path from the command line.
-    """
+def find_resume_dir(spec: ExperimentSpec, resume, num_experiments: int) -> str:
+    """The directory `--resume` continues: PATH, or (resume is True) the newest run of the
+    experiment, STORAGE_PATH/<name> or one of its <name>_<date>_<time> (_new_run_name)."""
     if resume is not True:
         path = os.path.abspath(os.path.expanduser(resume))
         if num_experiments > 1:
-            raise UsageError(f"--resume {resume} names one experiment directory, but the file has "
-                             f"{num_experiments} experiments; give --resume without PATH to resume "
-                             "the newest run of each")
+            raise UsageError(f"--resume {resume} names one experiment directory, but the file has {num_experiments} "
+                             "experiments; give --resume without PATH to resume the newest run of each")
         if not tune.Tuner.can_restore(path):
             raise UsageError(f"--resume {resume}: {path} is not a Tune experiment directory; give "
                              "STORAGE_PATH/<experiment name> as printed by `rllib train` (\"results: ...\")")
@@ -190,14 +173,13 @@ def find_resume_dir(spec: ExperimentSpec, resume: Any, num_experiments: int) -> 
     runs = [os.path.join(storage, d) for d in (os.listdir(storage) if os.path.isdir(storage) else [])
             if own.match(d) and tune.Tuner.can_restore(os.path.join(storage, d))]
     if not runs:
-        raise UsageError(f"experiment {name!r}: nothing to resume, no run under {storage} "
-                         f"({name}/ or {name}_<date>_<time>/ with a Tune experiment state); "
-                         "start it without --resume")
+        raise UsageError(f"experiment {name!r}: nothing to resume, no run under {storage} ({name}/ or "
+                         f"{name}_<date>_<time>/ with a Tune experiment state); start it without --resume")
     # The newest: the run whose own files (Tune's records of it) changed last.
     return max(runs, key=lambda run: max(e.stat().st_mtime for e in os.scandir(run) if e.is_file()))
 
 
-def recorded_results(run_dir: str, trainable) -> tuple[Any, list]:
+def recorded_results(run_dir: str, trainable):
     """(a Tuner that continues the run, its trials as Tune last recorded them)."""
     try:
         tuner = tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True,
@@ -211,12 +193,9 @@ def recorded_results(run_dir: str, trainable) -> tuple[Any, list]:
 
 
 def restore_run(spec: ExperimentSpec, run_dir: str):
-    """Prints what --resume will do, sets aside unrecorded checkpoints, returns the
-    restored Tuner (None if every trial had finished).
-
-    Its config, stop criteria, checkpoint settings and callbacks (the progress
-    printer among them) are the run's own, from its tuner.pkl.
-    """
+    """Prints what --resume will do, sets aside unrecorded checkpoints and returns the
+    restored Tuner (None if every trial had finished). Its config, stop criteria,
+    checkpoint settings and callbacks (the progress printer too) are the run's own."""
     tuner, results = recorded_results(run_dir, spec.trainable)
     to_resume = [result for result in results if trial_status(result) != TERMINATED]
     print(f"== {spec.name}: resuming {run_dir}")
@@ -228,20 +207,15 @@ def restore_run(spec: ExperimentSpec, run_dir: str):
     for result in to_resume:
         recorded = result.checkpoint.path if result.checkpoint else None
         start = f"from {os.path.basename(recorded)}" if recorded else "from scratch (no checkpoint recorded)"
-        errored = " (errored)" if result.error is not None else ""
-        print(f"   {result_label(result)}{errored}: restarts {start}")
+        print(f"   {result_label(result)}{' (errored)' * (result.error is not None)}: restarts {start}")
         if _is_local(run_dir):
             set_aside_unrecorded_checkpoints(result.path, recorded)
     return tuner
 
 
 def set_aside_unrecorded_checkpoints(trial_dir: str, recorded: str | None) -> None:
-    """Renames the checkpoints after the recorded latest one to unrecorded_checkpoint_NNNNNN.
-
-    A checkpoint is written to disk before the driver records it; if the
-    driver died in between, the resumed trial restarts from the recorded one
-    and would write its next checkpoints under the same names.
-    """
+    """Renames the checkpoints after the recorded latest one to unrecorded_checkpoint_NNNNNN: a trial
+    writes a checkpoint before the driver records it, and a resumed trial would overwrite it."""
     for entry in sorted(os.listdir(trial_dir)) if os.path.isdir(trial_dir) else []:
         if _CHECKPOINT_DIR.match(entry) and (recorded is None or entry > os.path.basename(recorded)):
             new = _unused(os.path.join(trial_dir, f"unrecorded_{entry}"))

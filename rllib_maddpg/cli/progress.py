@@ -123,7 +123,6 @@ def format_returns(result: dict[str, Any]) -> str:
         return "return -"
     text = "return " + " ".join(f"{pid}={value:.2f}" for pid, value in sorted(returns.items()))
     episode = runners.get("episode_return_mean")
-    episode = episode if isinstance(episode, (int, float)) else sum(returns.values())
-    if len(returns) > 1 or abs(episode - sum(returns.values())) > 1e-6:
+    if isinstance(episode, (int, float)) and (len(returns) > 1 or abs(episode - sum(returns.values())) > 1e-6):
         text += f" (episode {episode:.2f})"
     return text

@@ -1,37 +1,30 @@
-"""MADDPGConfig: MADDPG's settings, their checks, and the joint agent order read from the env.
+"""MADDPGConfig: MADDPG's settings and their checks.
 
 Every key has a default (`__init__`, the paper's or its original code's
 value), a keyword argument of `training()` with its paper symbol, and a range
 check in `validate()`; README's configuration table lists the same keys
 (tests/unit/test_config_docs.py checks that they agree). `validate()` also
-builds the env once to fix the joint agent order and the agents of each policy.
+reads the joint agent order and the agents of each policy from the env
+(agents.py).
 
 This module imports neither the algorithm nor the policy at import time
-(maddpg.py and policy.py import it); it names them only when a config is
-built or resolved.
+(maddpg.py and policy.py import it); it names the algorithm only when a
+config is created without one.
 """
 
 import difflib
 from typing import Any, Dict, List, Optional, Union
 
-import gymnasium as gym
 import numpy as np
 
-from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.env.env_context import EnvContext
-from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.rllib.evaluation.rollout_worker import RolloutWorker
-from ray.rllib.models.catalog import ModelCatalog
-from ray.rllib.policy.policy import PolicySpec
-from ray.rllib.policy.sample_batch import DEFAULT_POLICY_ID
 from ray.rllib.utils.annotations import override
 from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
-from rllib_maddpg import joint_batch as jb
+# AgentToPolicy: checkpoints written before agents.py existed name it here.
+from rllib_maddpg.agents import AgentToPolicy, resolve_agents  # noqa: F401
 from rllib_maddpg.callbacks import MADDPGCallbacks
-from rllib_maddpg.envs import env_agent_ids
-from rllib_maddpg.actions import make_action_head
 from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS
 from rllib_maddpg.sampler import LockstepEnvRunner
 
@@ -114,6 +107,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.data_parallel_learners = 1
         self.learner_resources = {"CPU": 1}
         self.shared_policy_agent_id = False
+        self.strict_lockstep = None
         # Fault tolerance (fault_tolerance.py): what a training step does while
         # no remote env runner is healthy (e.g. their node is lost).
         self.sample_on_driver_when_runners_down = True
@@ -123,6 +117,8 @@ class MADDPGConfig(AlgorithmConfig):
         # the env said about its agents (cached: building an env can be slow).
         self._maddpg_agents = None
         self._maddpg_probe = None
+        # Whether the critics take alive flags and masks (strict_lockstep resolved).
+        self._maddpg_masked = False
 
     @override(AlgorithmConfig)
     def training(
@@ -165,6 +161,7 @@ class MADDPGConfig(AlgorithmConfig):
         data_parallel_learners: Optional[int] = NotProvided,
         learner_resources: Optional[Dict[str, float]] = NotProvided,
         shared_policy_agent_id: Optional[bool] = NotProvided,
+        strict_lockstep: Optional[bool] = NotProvided,
         sample_on_driver_when_runners_down: Optional[bool] = NotProvided,
         env_runner_wait_timeout_s: Optional[float] = NotProvided,
         **kwargs,
@@ -284,6 +281,16 @@ class MADDPGConfig(AlgorithmConfig):
                 actor's input o_i and to the shared critic's input (x, a, id_i);
                 False: the actor sees o_i alone (agents of one group then act
                 alike on alike observations). No effect on unshared policies.
+            strict_lockstep: True: every agent acts at every step until the
+                episode ends (the paper's MPE), and an agent that is absent
+                earlier is an error. False: agents may finish early, die,
+                leave or arrive late; an absent agent gets no actions, its
+                slots in the joint rows are zeros, each critic Q_i also sees
+                the N alive flags of x and of x', and rows where agent i is
+                absent train neither Q_i nor mu_i (a'_j of an agent absent
+                from x' is zeroed too). None (default): what the env declares
+                (its `strict_lockstep` attribute: True for `mpe/<scenario>`),
+                else False.
             sample_on_driver_when_runners_down: with remote env runners and
                 `restart_failed_env_runners`, when none of them has been
                 healthy for `env_runner_wait_timeout_s` (e.g. their node is
@@ -428,6 +435,8 @@ class MADDPGConfig(AlgorithmConfig):
               "subpolicy_for_acting", "use None (draw per episode) or a sub-policy index >= 0")
         check(isinstance(self.per_agent_learners, bool), "per_agent_learners", "use True or False")
         check(isinstance(self.shared_policy_agent_id, bool), "shared_policy_agent_id", "use True or False")
+        check(self.strict_lockstep is None or isinstance(self.strict_lockstep, bool),
+              "strict_lockstep", "use True, False, or None (the env decides)")
         check(isinstance(self.data_parallel_learners, (int, np.integer)) and self.data_parallel_learners >= 1,
               "data_parallel_learners", "use an integer >= 1 (1: no replicas)")
         check(not (self.independent_minibatches and (self.per_agent_learners or self.data_parallel_learners > 1)),
@@ -458,218 +467,5 @@ class MADDPGConfig(AlgorithmConfig):
                 raise ValueError(f"MADDPG does not read `{key}`: set {instead} instead.")
 
     def _resolve_agents(self) -> None:
-        """Fills the joint agent order and each agent's policy (one per agent unless mapped otherwise) from the env."""
-        env_key = (repr(self.env), repr(sorted(dict(self.env_config).items())))
-        if self._maddpg_probe is None or self._maddpg_probe[0] != env_key:
-            self._maddpg_probe = (env_key, _probe_env(self))
-        agent_ids, obs_spaces, act_spaces, segments = self._maddpg_probe[1]
-
-        table = self.policy_mapping_fn
-        if isinstance(table, dict):
-            # A YAML-friendly mapping {agent id: policy id}: agents it leaves out
-            # keep their own policy; the policies are the ones it names.
-            unknown = sorted(set(map(str, table)) - set(map(str, agent_ids)))
-            if unknown:
-                raise ValueError(
-                    f"policy_mapping_fn names agents {unknown} that the env does not have "
-                    f"(agents: {agent_ids})."
-                )
-            by_name = {str(k): str(v) for k, v in table.items()}
-            self.policy_mapping_fn = AgentToPolicy(
-                {a: by_name.get(str(a), str(a)) for a in agent_ids})
-            if set(self.policies) == {DEFAULT_POLICY_ID}:
-                self.policies = {pid: PolicySpec() for pid in self.policy_mapping_fn.mapping.values()}
-        user_policies = set(self.policies) != {DEFAULT_POLICY_ID}
-        mapping = {}
-        for agent_id in agent_ids:
-            if user_policies and self.policy_mapping_fn is not AlgorithmConfig.DEFAULT_POLICY_MAPPING_FN:
-                mapping[agent_id] = self.policy_mapping_fn(agent_id, None, worker=None)
-            else:
-                mapping[agent_id] = str(agent_id)
-        from rllib_maddpg.policy import MADDPGTorchPolicy  # policy.py imports this module
-
-        specs = {}
-        for agent_id, policy_id in mapping.items():
-            given = _as_policy_spec(self.policies.get(policy_id)) if user_policies else PolicySpec()
-            if user_policies and policy_id not in self.policies:
-                raise ValueError(
-                    f"agent {agent_id!r} maps to policy {policy_id!r}, which is not in "
-                    f"multi_agent(policies=...) {sorted(self.policies)}: add it, or leave "
-                    "`policies` unset to get one policy per agent."
-                )
-            specs[policy_id] = PolicySpec(
-                policy_class=given.policy_class or MADDPGTorchPolicy,
-                observation_space=given.observation_space or obs_spaces[agent_id],
-                action_space=given.action_space or act_spaces[agent_id],
-                config=given.config,
-            )
-        if user_policies and set(self.policies) - set(specs):
-            raise ValueError(
-                f"policies {sorted(set(self.policies) - set(specs))} act for no agent of "
-                f"the env (agents: {agent_ids}): remove them."
-            )
-        for key in ("use_local_critic", "infer_other_policies"):
-            value = getattr(self, key)
-            unknown = sorted(set(value) - set(specs)) if isinstance(value, (list, tuple)) else []
-            if unknown:
-                raise ValueError(
-                    f"{key} names unknown policies {unknown}; the policies are {sorted(specs)}."
-                )
-        _check_shared_spaces(mapping, obs_spaces, act_spaces)
-        self.policies = specs
-        self.policy_mapping_fn = AgentToPolicy(mapping)
-        self.policies_to_train = None
-        self._maddpg_agents = tuple(
-            _agent_spec(agent_id, mapping[agent_id], specs[mapping[agent_id]],
-                        segments.get(agent_id), vars(self))
-            for agent_id in agent_ids
-        )
-        self._validate_ensembles()
-        self._validate_sharing()
-
-    def _validate_sharing(self) -> None:
-        """Shared policies (several agents mapped to one) and what they cannot combine with."""
-        groups: Dict[str, List] = {}
-        for agent in self._maddpg_agents:
-            groups.setdefault(agent.policy_id, []).append(agent.agent_id)
-        shared = {pid: ids for pid, ids in groups.items() if len(ids) > 1}
-        if not shared:
-            return
-        if not self.use_lockstep_sampler:
-            raise ValueError(
-                f"policies {sorted(shared)} are shared by several agents ({shared}); shared "
-                "policies need MADDPG's lockstep sampler: set use_lockstep_sampler=True."
-            )
-        for pid in shared:
-            spec = self.policies[pid]
-            config = {**vars(self), **(spec.config or {})}
-            if int(config["num_subpolicies"]) > 1:
-                raise ValueError(
-                    f"policy {pid!r} is shared by agents {shared[pid]} and has a policy "
-                    "ensemble (num_subpolicies > 1): use one or the other."
-                )
-            infer = self.infer_other_policies
-            if infer is True or (isinstance(infer, (list, tuple)) and pid in infer):
-                raise ValueError(
-                    f"policy {pid!r} is shared by agents {shared[pid]}: policy inference "
-                    "(infer_other_policies) is for unshared policies; leave it out for "
-                    f"{pid!r} (e.g. infer_other_policies=[<unshared policy ids>])."
-                )
-
-    def _validate_ensembles(self) -> None:
-        sizes = {a.policy_id: a.num_subpolicies for a in self._maddpg_agents}
-        if max(sizes.values()) > 1 and not self.use_lockstep_sampler:
-            raise ValueError(
-                "policy ensembles (num_subpolicies > 1) draw a sub-policy per episode in "
-                "MADDPG's lockstep sampler: set use_lockstep_sampler=True."
-            )
-        for group in self.ensemble_shared_draw:
-            unknown = sorted(set(group) - set(sizes))
-            if unknown:
-                raise ValueError(
-                    f"ensemble_shared_draw names unknown policies {unknown}; the policies "
-                    f"are {sorted(sizes)}."
-                )
-            if len({sizes[p] for p in group}) > 1:
-                raise ValueError(
-                    f"ensemble_shared_draw group {list(group)} mixes ensemble sizes "
-                    f"{ {p: sizes[p] for p in group} }: give its policies the same num_subpolicies."
-                )
-        fixed = self.subpolicy_for_acting
-        ensembles = {p: k for p, k in sizes.items() if k > 1}
-        if fixed is not None and ensembles and fixed >= min(ensembles.values()):
-            raise ValueError(
-                f"subpolicy_for_acting={fixed}, but the ensembles {ensembles} have fewer "
-                "sub-policies (indices count from 0)."
-            )
-
-
-def _agent_spec(agent_id, policy_id: str, spec: PolicySpec, simplex_segments, config) -> jb.AgentSpec:
-    config = {**config, **(spec.config or {})}  # a PolicySpec's config overrides
-    head = make_action_head(spec.action_space, simplex_segments, config)
-    return jb.AgentSpec(
-        agent_id=agent_id,
-        policy_id=policy_id,
-        obs_dim=_flat_obs_dim(spec.observation_space, agent_id),
-        action_dim=head.critic_dim,
-        simplex_segments=tuple(simplex_segments) if simplex_segments else None,
-        categorical_segments=tuple(head.segments) if hasattr(head, "segments") else None,
-        num_subpolicies=int(config["num_subpolicies"]),
-    )
-
-
-def _check_shared_spaces(mapping: Dict[Any, str], obs_spaces: Dict, act_spaces: Dict) -> None:
-    """Agents that share a policy share its actor and critic: their spaces must be the same."""
-    first: Dict[str, Any] = {}
-    for agent_id, policy_id in mapping.items():
-        if policy_id not in first:
-            first[policy_id] = agent_id
-            continue
-        other = first[policy_id]
-        for kind, spaces in (("observation", obs_spaces), ("action", act_spaces)):
-            if spaces[agent_id] != spaces[other]:
-                raise ValueError(
-                    f"agents {other!r} and {agent_id!r} share policy {policy_id!r} but have "
-                    f"different {kind} spaces ({spaces[other]} and {spaces[agent_id]}): only "
-                    "agents with the same spaces can share a policy; map them to different "
-                    "policies (policy_mapping_fn)."
-                )
-
-
-class AgentToPolicy:
-    """policy_mapping_fn of MADDPG: a fixed agent -> policy table (picklable)."""
-
-    def __init__(self, mapping: Dict[Any, str]):
-        self.mapping = dict(mapping)
-
-    def __call__(self, agent_id, episode=None, worker=None, **kwargs) -> str:
-        return self.mapping[agent_id]
-
-
-def _as_policy_spec(spec) -> PolicySpec:
-    if isinstance(spec, PolicySpec):
-        return spec
-    if isinstance(spec, dict):  # PolicySpec.get_state(), as AlgorithmConfig.to_dict writes it
-        return PolicySpec.from_state(spec)
-    if isinstance(spec, (list, tuple)):
-        return PolicySpec(*spec)
-    return PolicySpec()
-
-
-def _flat_obs_dim(space: gym.Space, agent_id) -> int:
-    """Size of o_i as the actor reads it: RLlib's preprocessor output (Discrete:
-    one-hot; Dict/Tuple: their parts flattened and concatenated)."""
-    try:
-        return int(ModelCatalog.get_preprocessor_for_space(space).size)
-    except Exception as e:  # RLlib raises assorted errors for spaces it cannot flatten
-        raise ValueError(
-            f"agent {agent_id!r} has the observation space {space}, which MADDPG cannot "
-            "flatten into a vector: use Box, Discrete, MultiDiscrete, or Dict/Tuple "
-            f"spaces of those ({type(e).__name__}: {e})."
-        ) from e
-
-
-def _probe_env(config: AlgorithmConfig):
-    """Builds the env once to read its agents (in order), spaces and action hints."""
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
-    env = creator(EnvContext(config.env_config, worker_index=0, num_workers=0))
-    try:
-        if not isinstance(env, MultiAgentEnv):
-            raise ValueError(
-                f"MADDPG needs a multi-agent env, but {config.env!r} built a "
-                f"{type(env).__name__}: use an RLlib MultiAgentEnv, an `mpe/<scenario>` "
-                "env, or register a PettingZoo parallel env with "
-                "rllib_maddpg.envs.register_pettingzoo_env."
-            )
-        agent_ids = env_agent_ids(env)
-        if not agent_ids:
-            raise ValueError(
-                f"the env {config.env!r} names no agents: set self.possible_agents (the "
-                "joint agent order) or self._agent_ids in its constructor."
-            )
-        obs_spaces = {a: env.get_observation_space(a) for a in agent_ids}
-        act_spaces = {a: env.get_action_space(a) for a in agent_ids}
-        segments = dict(getattr(env, "action_simplex_segments", None) or {})
-    finally:
-        env.close()
-    return agent_ids, obs_spaces, act_spaces, segments
+        """The joint agent order, each agent's policy and spaces, read from the env (agents.py)."""
+        resolve_agents(self)

@@ -1,14 +1,16 @@
 """MADDPG's two rules for env data, and the errors that name a broken one.
 
-1. Lockstep: every agent acts (and observes, and is rewarded) at every step
-   until the episode ends, because each row of the replay buffer holds one
-   env step of all agents (the centralized critic's x and a_1..a_N).
+1. Lockstep, when asked for (`strict_lockstep`): every agent acts (and
+   observes, and is rewarded) at every step until the episode ends. Each
+   row of the replay buffer holds one env step of all agents (the
+   centralized critic's x and a_1..a_N); without the rule, absent agents'
+   slots are padding with alive flags (sampler.py, joint_batch.py).
 2. Finite: no NaN or inf in observations or rewards; one reaches every
    critic through the joint rows and poisons them all.
 
 The data arrives by three routes, each checked where it enters: the
-PettingZoo wrapper (envs/pettingzoo_env.py) checks each env step, the
-lockstep sampler (sampler.py) a native MultiAgentEnv's observations, and
+PettingZoo wrapper (envs/pettingzoo_env.py) checks each env step for
+finite values, the lockstep sampler (sampler.py) who is present, and
 postprocessing (joint_batch.py) the per-agent batches of RLlib's own sampler.
 All of them raise the errors built here.
 """
@@ -18,8 +20,11 @@ from typing import Any
 import numpy as np
 
 LOCKSTEP_FIX = (
-    "MADDPG needs every agent to act every step; make agents stay until the "
-    "episode ends, e.g. keep them with zero reward/observation after they are done."
+    "With strict_lockstep=True MADDPG needs every agent to act every step until "
+    "the episode ends; set strict_lockstep=False to let agents finish early, die, "
+    "leave or arrive late (their slots in the critic's input are then masked), "
+    "with MADDPG's lockstep sampler (use_lockstep_sampler=True, the default: "
+    "RLlib's generic sampler needs every agent every step)."
 )
 
 _NOT_FINITE_FIX = {

@@ -31,7 +31,17 @@ env step:
                                            truncation is 0.0: it bootstraps)
     joint_subpolicy_{k}       k's sub-policy in this episode (policy ensembles;
                               0 without one)   int64 []
+    joint_alive_{k}           1.0 if k acted at this step          float32 []
+    joint_next_alive_{k}      1.0 if k is in the next joint state x' (it has
+                              o'_k and did not terminate)          float32 []
     joint_target_actions_{k}  a'_k = mu'_k(o'_k)   torch, learn time only
+
+Agents that come and go (sampler.py): where k is absent, its o_k, a_k,
+r_k (and o'_k where it is not in x') are zeros, padding. With masked
+critics (`strict_lockstep` False) the critic sees the alive flags beside
+x and a, a'_k is zeroed where k is not in x', and rows where agent i is
+absent train neither its critic nor its actor (update.py). In strict
+lockstep every flag is 1.
 
 With policy ensembles, agent i's sub-buffer D_i^(k) is the set of rows with
 joint_subpolicy_{i} == k (JointReplayBuffer subsets).
@@ -50,6 +60,9 @@ from rllib_maddpg.env_checks import check_finite, not_lockstep
 CRITIC_ACTION = "critic_action"
 # Policy ensembles: the sub-policy k an agent follows in this episode (0 if K = 1).
 SUBPOLICY = "subpolicy"
+# Agents that come and go: whether the agent acted at this step / is in the next joint state.
+ALIVE = "alive"
+NEXT_ALIVE = "next_alive"
 
 
 def obs_col(k: int) -> str:
@@ -70,6 +83,14 @@ def new_obs_col(k: int) -> str:
 
 def terminateds_col(k: int) -> str:
     return f"joint_terminateds_{k}"
+
+
+def alive_col(k: int) -> str:
+    return f"joint_alive_{k}"
+
+
+def next_alive_col(k: int) -> str:
+    return f"joint_next_alive_{k}"
 
 
 def target_actions_col(k: int) -> str:
@@ -116,6 +137,8 @@ def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ..
         columns[new_obs_col(k)] = ((agent.obs_dim,), np.float32)
         columns[terminateds_col(k)] = ((), np.float32)
         columns[subpolicy_col(k)] = ((), np.int64)
+        columns[alive_col(k)] = ((), np.float32)
+        columns[next_alive_col(k)] = ((), np.float32)
     return columns
 
 
@@ -158,6 +181,8 @@ def attach_joint_columns(
             batch[new_obs_col(k)] = np.zeros((n, agent.obs_dim), np.float32)
             batch[terminateds_col(k)] = np.zeros(n, np.float32)
             batch[subpolicy_col(k)] = np.zeros(n, np.int64)
+            batch[alive_col(k)] = np.ones(n, np.float32)
+            batch[next_alive_col(k)] = np.ones(n, np.float32)
         else:
             batch[obs_col(k)] = _flat(source[SampleBatch.OBS])
             batch[actions_col(k)] = _flat(source[CRITIC_ACTION])
@@ -168,6 +193,11 @@ def attach_joint_columns(
                 np.asarray(source[SUBPOLICY], np.int64) if SUBPOLICY in source
                 else np.zeros(n, np.int64)
             )
+            # RLlib's own sampler gives only the steps an agent acted (all of
+            # them, as _check_aligned makes sure): alive throughout.
+            for name, column in ((ALIVE, alive_col(k)), (NEXT_ALIVE, next_alive_col(k))):
+                batch[column] = (np.asarray(source[name], np.float32) if name in source
+                                 else np.ones(n, np.float32))
     return batch
 
 
@@ -209,19 +239,23 @@ def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str,
     return {name: np.asarray(first[name])[own_rows] for name in replay_columns(agents)}
 
 
-def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence) -> None:
+def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence,
+                          masked: bool = False) -> None:
     """Adds a'_k = mu'_k(o'_k) for every agent k, from the current target actors.
 
     `policies[k]` acts for agent k. Called at learn time, so the targets come
     from the target networks as they are now, not as they were when the
-    transition was sampled.
+    transition was sampled. `masked`: a'_k is padding (zeros) where k is not
+    in the next joint state.
     """
     with torch.no_grad():
         for k, policy in enumerate(policies):
             # With a policy ensemble, the target of the sub-policy that acted.
-            batch[target_actions_col(k)] = policy.target_actions(
+            action = policy.target_actions(
                 batch[new_obs_col(k)], batch.get(subpolicy_col(k)), agent=k
             )
+            batch[target_actions_col(k)] = (
+                action * batch[next_alive_col(k)].unsqueeze(-1) if masked else action)
 
 
 def gather(batch: Dict[str, torch.Tensor], column, indices: List[int]) -> List[torch.Tensor]:

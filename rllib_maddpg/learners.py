@@ -33,6 +33,7 @@ import torch
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg import update
+from rllib_maddpg.policy import MADDPGTorchPolicy
 
 
 def _to_torch(batch: Mapping[str, np.ndarray]) -> Dict[str, torch.Tensor]:
@@ -55,7 +56,8 @@ def _load_actor_state(policy, state) -> None:
 
 def _build_policy(spec, policy_config):
     # The policy sets this process's torch threads (torch_num_threads).
-    return spec.policy_class(spec.observation_space, spec.action_space, policy_config)
+    policy_class = spec.policy_class or MADDPGTorchPolicy  # None: the algorithm's default
+    return policy_class(spec.observation_space, spec.action_space, policy_config)
 
 
 def policy_configs(config) -> Dict[str, tuple]:
@@ -218,7 +220,8 @@ def _columns_for(policy, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """The columns a policy's learner reads: those of the agents its critics see,
     and the rewards and terminations of the agents it acts for."""
     seen = sorted({k for i in policy.group for k in policy.critic_agents_of(i)})
-    names = [c(k) for k in seen for c in (jb.obs_col, jb.actions_col, jb.new_obs_col, jb.target_actions_col)]
+    names = [c(k) for k in seen for c in (jb.obs_col, jb.actions_col, jb.new_obs_col,
+                                          jb.target_actions_col, jb.alive_col, jb.next_alive_col)]
     names += [c(i) for i in policy.group for c in (jb.rewards_col, jb.terminateds_col)]
     return {name: batch[name] for name in names}
 

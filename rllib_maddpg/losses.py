@@ -9,7 +9,7 @@ Nothing here knows about RLlib, replay or agents' names: the policy passes
 tensors in and applies the gradients. Shapes: B is the minibatch size.
 """
 
-from typing import Iterable, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,18 @@ def critic_target(
     return (rewards_i + gamma * (1.0 - terminateds_i) * target_q_tp1).detach()
 
 
-def critic_loss(q_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """mean(x) over the rows where mask is 1 (all rows when mask is None).
+
+    Agents that come and go: E over D is taken over the rows where agent i
+    was present; rows without it carry no transition of agent i.
+    """
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def critic_loss(q_t: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Critic loss of agent i (paper eq. 6).
 
         L(theta_i) = E_{x,a,r,x' ~ D} [ (Q_i(x, a_1..a_N) - y_i)^2 ]
@@ -51,14 +62,18 @@ def critic_loss(q_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Args:
         q_t: Q_i(x, a_1..a_N) for the replayed actions, shape [B].
         y: the TD target from `critic_target`, shape [B].
+        mask: 1.0 on the rows where agent i acted, shape [B]; None: all rows.
     """
-    return F.mse_loss(q_t, y)
+    if mask is None:
+        return F.mse_loss(q_t, y)
+    return masked_mean((q_t - y).pow(2), mask)
 
 
 def actor_loss(
     q_at_policy_action: torch.Tensor,
     actor_pre_activation: torch.Tensor,
     regularization: float,
+    mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Actor loss of agent i (paper eq. 5), minimised by gradient descent.
 
@@ -77,8 +92,12 @@ def actor_loss(
         q_at_policy_action: Q_i(x, a_1.., mu_i(o_i), ..a_N), shape [B].
         actor_pre_activation: mu_i's output before squashing, shape [B, A].
         regularization: the penalty's weight (original code: 1e-3).
+        mask: 1.0 on the rows where agent i acted, shape [B]; None: all rows.
     """
-    return -q_at_policy_action.mean() + regularization * actor_pre_activation.pow(2).mean()
+    if mask is None:
+        return -q_at_policy_action.mean() + regularization * actor_pre_activation.pow(2).mean()
+    penalty = actor_pre_activation.pow(2).mean(-1)
+    return masked_mean(-q_at_policy_action + regularization * penalty, mask)
 
 
 @torch.no_grad()
@@ -96,7 +115,8 @@ def soft_update(
 
 
 def policy_inference_loss(
-    log_prob: torch.Tensor, entropy: torch.Tensor, entropy_weight: float
+    log_prob: torch.Tensor, entropy: torch.Tensor, entropy_weight: float,
+    mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Loss of agent i's approximation mu_hat_i^j of agent j's policy (paper eq. 7).
 
@@ -110,8 +130,9 @@ def policy_inference_loss(
         log_prob: log mu_hat_i^j(a_j | o_j), shape [B].
         entropy: H(mu_hat_i^j(. | o_j)), shape [B].
         entropy_weight: lambda (paper: unspecified; default 1e-3).
+        mask: 1.0 on the rows where agent j acted, shape [B]; None: all rows.
     """
-    return -(log_prob + entropy_weight * entropy).mean()
+    return -masked_mean(log_prob + entropy_weight * entropy, mask)
 
 
 def categorical_log_prob_and_entropy(

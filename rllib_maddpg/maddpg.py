@@ -332,7 +332,7 @@ class MADDPG(Algorithm):
                 mean, std = self.local_replay_buffer.mean_std(column)
                 rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
         batch = {name: torch.from_numpy(column) for name, column in rows.items()}
-        jb.attach_target_actions(batch, policies)
+        jb.attach_target_actions(batch, policies, masked=self.config._maddpg_masked)
         return batch
 
     def _actor_batches(self, k: int, agent: jb.AgentSpec) -> Optional[Dict[int, Dict]]:

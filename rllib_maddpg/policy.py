@@ -17,7 +17,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ray.rllib.models.catalog import ModelCatalog
 from ray.rllib.policy.sample_batch import SampleBatch
 from ray.rllib.policy.torch_policy_v2 import TorchPolicyV2
 from ray.rllib.utils.annotations import override
@@ -27,6 +26,7 @@ from rllib_maddpg import joint_batch as jb
 from rllib_maddpg import update
 from rllib_maddpg.config import MADDPGConfig
 from rllib_maddpg.actions import make_action_head
+from rllib_maddpg.envs.spaces import obs_flattener
 from rllib_maddpg.models import MADDPGModel, PolicyApproximator
 
 
@@ -72,6 +72,9 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         self.use_local_critic = (
             bool(use_local) if isinstance(use_local, bool) else policy_id in use_local
         )
+        # Agents that come and go (config key strict_lockstep): the critic
+        # also reads alive flags, and absent rows are masked (update.py).
+        self.masked = bool(config["_maddpg_masked"])
         # The agents whose observations and actions agent i's critic sees.
         self.critic_agents = self.critic_agents_of(self.agent_index)
         infer = config["infer_other_policies"]
@@ -80,15 +83,12 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         self.inferred_agents = [k for k in self.critic_agents if infer and k != self.agent_index]
         me = self.agents[self.agent_index]
         self.action_head = make_action_head(action_space, me.simplex_segments, config)
-        # Observations as the env gives them (Discrete, Dict, ...) become the
-        # actor's flat input as RLlib's preprocessors make it (one-hot,
-        # flattened); RLlib hands the policy the flattened space and keeps the
+        # Observations as the env gives them (a Box of any shape, Discrete,
+        # Dict, ...) become the actor's flat input (envs/spaces.py); RLlib
+        # hands the policy the space after its preprocessors and keeps the
         # env's as `original_space`.
         env_space = getattr(observation_space, "original_space", observation_space)
-        self.obs_preprocessor = (
-            None if isinstance(env_space, gym.spaces.Box) and len(env_space.shape) == 1
-            else ModelCatalog.get_preprocessor_for_space(env_space)
-        )
+        self.flatten_obs = obs_flattener(env_space)
         # Policy ensemble (paper section 4.3): K sub-policies, one critic.
         self.num_subpolicies = config["num_subpolicies"]
 
@@ -142,7 +142,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     def make_model(self) -> MADDPGModel:
         me, cfg = self.agents[self.agent_index], self.config
         critic_in_dim = self.agent_id_dim + sum(
-            self.agents[k].obs_dim + self.agents[k].action_dim for k in self.critic_agents
+            self.agents[k].obs_dim + self.agents[k].action_dim + self.masked
+            for k in self.critic_agents
         )
         approximators = {
             str(k): PolicyApproximator(
@@ -228,20 +229,18 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         """A batch of o_i as the actor reads it: [B, obs_dim] floats.
 
         Takes what the samplers give (already flat floats) or a batch of the
-        env's own observations of this agent's space (ints of a Discrete, dicts
-        of a Dict space, ...), as `compute_single_action(env_obs)` passes them.
+        env's own observations of this agent's space (images, ints of a
+        Discrete, dicts of a Dict space, ...), as `compute_single_action(env_obs)`
+        passes them.
         """
         dim = self.agents[self.agent_index].obs_dim
         if torch.is_tensor(obs):
             obs = obs.numpy()
-        if self.obs_preprocessor is not None:
-            array = obs if isinstance(obs, np.ndarray) else None
-            flat = (array is not None and array.ndim == 2 and array.shape[1] == dim
-                    and np.issubdtype(array.dtype, np.floating))
-            if not flat:
-                return np.stack([self.obs_preprocessor.transform(o) for o in unbatch(obs)])
-        obs = np.asarray(obs, dtype=np.float32)
-        return obs.reshape(len(obs), -1)
+        flat = (isinstance(obs, np.ndarray) and obs.ndim == 2 and obs.shape[1] == dim
+                and np.issubdtype(obs.dtype, np.floating))
+        if not flat:
+            obs = np.stack([self.flatten_obs(o) for o in unbatch(obs)])
+        return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
 
     def _subpolicy_index(self, input_dict, n: int) -> Optional[torch.Tensor]:
         """Which sub-policy acts for each row: the input's SUBPOLICY column (the

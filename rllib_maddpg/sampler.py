@@ -2,13 +2,23 @@
 
 RLlib's generic old-stack sampler handles agents that come and go, so it
 computes actions per agent through connectors and collectors; measured here
-it ran ~5x slower than the env itself. MADDPG's agents all act at every step,
-which allows a much simpler loop over a runner's E sub-envs:
+it ran ~5x slower than the env itself. MADDPG's joint rows have a slot for every
+agent at every step, which allows a much simpler loop over a runner's E
+sub-envs:
 
     for each step:
         for each agent k:  a_k[0..E) = mu_k(o_k[0..E))      (one batched call)
-        for each env e:    step env e with {agent: a_k[e]}
-        write o, a, r, o', done into preallocated [T, E] arrays
+        for each env e:    step env e with {agent: a_k[e]} for the agents present
+        write o, a, r, o', done, alive into preallocated [T, E] arrays
+
+Agents that finish early, die, leave or arrive late: an agent is present
+from the step the env first gives it an observation until it is terminated
+or truncated, or the env stops giving it observations; only present agents
+are sent actions. Each row records who was present (ALIVE: agent k acted
+at t) and who is in the next joint state (NEXT_ALIVE: k has o'_k and did not
+terminate); an absent agent's slots are zeros (padding). With
+`strict_lockstep` (MPE's default), an agent that is absent before the
+episode ends is an error instead (env_checks.not_lockstep).
 
 At the end of the fragment, each agent's rows become a SampleBatch and
 every policy's `postprocess_trajectory` attaches the other agents' columns
@@ -24,17 +34,16 @@ sampler does.
 import itertools
 from typing import Dict, List
 
-import gymnasium as gym
 import numpy as np
 
 from ray.rllib.evaluation.metrics import RolloutMetrics
 from ray.rllib.evaluation.rollout_worker import RolloutWorker
-from ray.rllib.models.catalog import ModelCatalog
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch, concat_samples
 from ray.rllib.utils.annotations import override
 
 from rllib_maddpg import joint_batch as jb
 from rllib_maddpg.env_checks import not_lockstep
+from rllib_maddpg.envs.spaces import obs_flattener
 
 
 class LockstepEnvRunner(RolloutWorker):
@@ -70,14 +79,10 @@ class LockstepSampler:
         for k, agent in enumerate(self.agents):
             self.groups.setdefault(agent.policy_id, []).append(k)
         self.envs = worker.async_env.get_sub_environments()
-        # Discrete/MultiDiscrete observations become one-hot vectors, as RLlib's
-        # own sampler does; Box observations go to the actor as they are.
-        spaces = [self.envs[0].get_observation_space(a.agent_id) for a in self.agents]
-        self.preprocessors = [
-            None if isinstance(space, gym.spaces.Box)
-            else ModelCatalog.get_preprocessor_for_space(space)
-            for space in spaces
-        ]
+        # Every observation becomes the flat vector the actor reads (envs/spaces.py).
+        self.flatten = [obs_flattener(self.envs[0].get_observation_space(a.agent_id))
+                        for a in self.agents]
+        self.strict = not worker.config._maddpg_masked  # strict_lockstep, as resolved from the env
         self._episode_ids = itertools.count(
             np.random.default_rng().integers(1 << 40) << 20
         )
@@ -98,6 +103,7 @@ class LockstepSampler:
         self._t = np.zeros(n_envs, np.int64)
         self._returns = np.zeros((n_envs, len(self.agents)))
         self._subpolicy = np.zeros((n_envs, len(self.agents)), np.int64)
+        self._present = np.zeros((n_envs, len(self.agents)), bool)  # k acts at e's next step
         for e in range(n_envs):
             self._reset(e)
 
@@ -105,25 +111,23 @@ class LockstepSampler:
         metrics, self._metrics = self._metrics, []
         return metrics
 
-    def _observe(self, obs: Dict, k: int, e: int, t: int) -> np.ndarray:
-        agent_id = self.agents[k].agent_id
-        o = obs[agent_id] if agent_id in obs else self._missing(agent_id, t)
-        prep = self.preprocessors[k]
-        return o if prep is None else prep.transform(o)
-
-    @staticmethod
-    def _missing(agent_id, t: int):
-        raise not_lockstep(f"agent {agent_id!r} got no observation at step {t} of an episode")
-
     def _reset(self, e: int) -> None:
         obs, _ = self.envs[e].reset()
-        for k in range(len(self.agents)):
-            self._obs[k][e] = self._observe(obs, k, e, 0)
+        for k, agent in enumerate(self.agents):
+            self._present[e, k] = agent.agent_id in obs
+            self._obs[k][e] = self.flatten[k](obs[agent.agent_id]) if self._present[e, k] else 0.0
+        if self.strict and not self._present[e].all():
+            self._refuse([a.agent_id for a, p in zip(self.agents, self._present[e]) if not p],
+                         "got no observation at the reset of an episode")
         self._eps_id[e] = next(self._episode_ids)
         self._t[e] = 0
         self._returns[e] = 0.0
         if self._ensembles:
             self._draw_subpolicies(e)
+
+    @staticmethod
+    def _refuse(agent_ids, what: str):
+        raise not_lockstep(f"agent(s) {agent_ids} {what}")
 
     def _draw_subpolicies(self, e: int) -> None:
         draws = {}
@@ -164,7 +168,8 @@ class LockstepSampler:
         ids = [a.agent_id for a in agents]
         # One entry per step t: arrays over the E sub-envs.
         obs, new_obs, critic_actions, env_actions = ([[] for _ in agents] for _ in range(4))
-        rewards, terminateds, truncateds, eps_id, t_col, subpolicy, valid = ([] for _ in range(7))
+        rewards, terminateds, truncateds, alive, next_alive = ([] for _ in range(5))
+        eps_id, t_col, subpolicy, valid = ([] for _ in range(4))
         active = np.ones(E, bool)  # sub-envs still stepping in this call
 
         t = 0
@@ -173,6 +178,7 @@ class LockstepSampler:
             eps_id.append(self._eps_id.copy())
             t_col.append(self._t.copy())
             valid.append(active.copy())
+            alive.append(self._present.T.copy())  # [n, E]: who acts at this step
             for group in self.groups.values():
                 for k in group:
                     obs[k].append(self._obs[k].copy())
@@ -187,34 +193,52 @@ class LockstepSampler:
                 action, _, extra = self.policies[group[0]].compute_actions_from_input_dict(inputs)
                 for g, k in enumerate(group):
                     env_actions[k].append(action[g * E:(g + 1) * E])
-                    critic_actions[k].append(extra[jb.CRITIC_ACTION][g * E:(g + 1) * E])
+                    # An absent agent's action slot is padding.
+                    critic_actions[k].append(extra[jb.CRITIC_ACTION][g * E:(g + 1) * E]
+                                             * self._present[:, k, None])
             r_t, term_t, trunc_t = (np.zeros((n, E), np.float32), np.zeros((n, E), bool),
                                     np.zeros((n, E), bool))
+            next_t = np.zeros((n, E), bool)
             ended = []
             for e in np.flatnonzero(active):
+                present = self._present[e]
                 o, r, term, trunc, _ = self.envs[e].step(
-                    {aid: env_actions[k][t][e] for k, aid in enumerate(ids)})
+                    {aid: env_actions[k][t][e] for k, aid in enumerate(ids) if present[k]})
                 self._t[e] += 1
-                # Per env and agent: the hot loop, kept to plain indexing.
-                for k, aid in enumerate(ids):
-                    ob = o[aid] if aid in o else self._missing(aid, self._t[e])
-                    prep = self.preprocessors[k]
-                    new_obs[k][t][e] = ob if prep is None else prep.transform(ob)
                 # A missing "__all__" is False, as RLlib reads it (its own
                 # example envs return an empty truncateds dict).
                 term_all, trunc_all = term.get("__all__", False), trunc.get("__all__", False)
-                r_t[:, e] = [r[aid] for aid in ids]
-                term_t[:, e] = [term.get(aid, term_all) for aid in ids]
-                trunc_t[:, e] = [trunc.get(aid, trunc_all) for aid in ids]
-                if term_all or trunc_all:
+                # Per env and agent: the hot loop, kept to plain indexing.
+                for k, aid in enumerate(ids):
+                    seen = aid in o
+                    if present[k]:
+                        r_t[k, e] = r.get(aid, 0.0)
+                        term_t[k, e] = term.get(aid, term_all)
+                        trunc_t[k, e] = trunc.get(aid, trunc_all)
+                    # k is in the next joint state if it has o'_k and did not terminate
+                    # (an agent arriving now counts: its first observation is o'_k).
+                    next_t[k, e] = seen and not term_t[k, e]
+                    if next_t[k, e] or (seen and self.strict):
+                        new_obs[k][t][e] = self.flatten[k](o[aid])
+                    self._present[e, k] = seen and not (term_t[k, e] or trunc_t[k, e])
+                if self.strict and not all(aid in o for aid in ids):
+                    self._refuse([aid for aid in ids if aid not in o],
+                                 f"got no observation at step {self._t[e]} of an episode")
+                over = term_all or trunc_all or not self._present[e].any()
+                if self.strict and not over and not self._present[e].all():
+                    self._refuse([aid for aid, p in zip(ids, self._present[e]) if not p],
+                                 f"finished, or got no observation, at step {self._t[e]} of an "
+                                 "episode while other agents continue")
+                if over:
                     ended.append(e)
             self._returns += r_t.T
-            for k in range(n):  # each env's next observation; reset envs overwrite theirs
-                self._obs[k][active] = new_obs[k][t][active]
+            for k in range(n):  # each env's next observation (zeros for an absent agent); reset envs overwrite theirs
+                self._obs[k][active] = new_obs[k][t][active] * self._present[active, k, None]
             for e in ended:
                 self._end_episode(e)
                 active[e] = not complete_episodes
             rewards.append(r_t), terminateds.append(term_t), truncateds.append(trunc_t)
+            next_alive.append(next_t if not self.strict else alive[-1])
             t += 1
 
         # [T, E, ...] -> rows: each sub-env's steps contiguous, in time order;
@@ -225,7 +249,8 @@ class LockstepSampler:
             x = np.stack(steps)
             return np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])[keep]
 
-        rewards, terminateds, truncateds = (np.stack(x, axis=1) for x in (rewards, terminateds, truncateds))
+        rewards, terminateds, truncateds, alive, next_alive = (
+            np.stack(x, axis=1) for x in (rewards, terminateds, truncateds, alive, next_alive))
         subpolicy = np.stack(subpolicy)
         batches = {}
         for k, agent in enumerate(agents):
@@ -237,6 +262,8 @@ class LockstepSampler:
                 SampleBatch.REWARDS: rows(list(rewards[k])),
                 SampleBatch.TERMINATEDS: rows(list(terminateds[k])),
                 SampleBatch.TRUNCATEDS: rows(list(truncateds[k])),
+                jb.ALIVE: rows(list(alive[k])).astype(np.float32),
+                jb.NEXT_ALIVE: rows(list(next_alive[k])).astype(np.float32),
                 SampleBatch.EPS_ID: rows(eps_id),
                 SampleBatch.T: rows(t_col),
                 SampleBatch.AGENT_INDEX: np.full(int(keep.sum()), k, np.int64),

@@ -76,31 +76,41 @@ def critic_loss(policy, batch: Dict[str, torch.Tensor]):
     A shared policy's critic Q_G(x, a, id_i) learns from every agent i of its
     group on the minibatch: |G| x B targets, each with agent i's reward and
     termination; the loss is their mean (a group of one: agent i's own).
+    With masked critics, the mean is over the rows where agent i acted.
     """
     model, gamma = policy.model, policy.config["gamma"]
-    q_t, y = [], []
+    q_t, y, masks = [], [], []
     for i in policy.group:
         seen = policy.critic_agents_of(i)
         with torch.no_grad():
             target_q_tp1 = model.q(
                 model.target_critic,
                 jb.gather(batch, jb.new_obs_col, seen),
-                with_agent_id(policy, critic_target_actions(policy, batch, seen), i),
+                critic_target_actions(policy, batch, seen)
+                + critic_extras(policy, batch, seen, i, jb.next_alive_col),
             )
         y.append(losses.critic_target(batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)],
                                       target_q_tp1, gamma))
         q_t.append(model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
-                           with_agent_id(policy, jb.gather(batch, jb.actions_col, seen), i)))
+                           jb.gather(batch, jb.actions_col, seen)
+                           + critic_extras(policy, batch, seen, i, jb.alive_col)))
+        masks.append(batch[jb.alive_col(i)])
     q_t, y = torch.cat(q_t), torch.cat(y)
-    stats = {"q_mean": q_t.mean().item(), "target_y_mean": y.mean().item()}
-    return losses.critic_loss(q_t, y), stats
+    mask = torch.cat(masks) if policy.masked else None
+    stats = {"q_mean": losses.masked_mean(q_t, mask).item(),
+             "target_y_mean": losses.masked_mean(y, mask).item()}
+    return losses.critic_loss(q_t, y, mask), stats
 
 
-def with_agent_id(policy, act_n: List[torch.Tensor], i: int) -> List[torch.Tensor]:
-    """The critic's action inputs, followed by id_i when the policy is shared with agent ids."""
-    if not policy.agent_id_dim:
-        return act_n
-    return act_n + [policy.agent_id_one_hot(i, act_n[0].shape[0])]
+def critic_extras(policy, batch: Dict[str, torch.Tensor], seen: List[int], i: int,
+                  alive_col) -> List[torch.Tensor]:
+    """What the critic reads beside the observations and actions: the alive
+    flags of the agents it sees (masked critics; `alive_col` is jb.alive_col
+    for x, jb.next_alive_col for x'), then id_i (a policy shared with agent ids)."""
+    extras = [batch[alive_col(k)].unsqueeze(-1) for k in seen] if policy.masked else []
+    if policy.agent_id_dim:
+        extras.append(policy.agent_id_one_hot(i, batch[jb.rewards_col(i)].shape[0]))
+    return extras
 
 
 def critic_target_actions(policy, batch: Dict[str, torch.Tensor], seen=None) -> List[torch.Tensor]:
@@ -139,13 +149,16 @@ def actor_loss(policy, batch: Dict[str, torch.Tensor], actor_batches=None):
 
 
 def _actor_loss(policy, batch: Dict[str, torch.Tensor], k: int, i: int) -> torch.Tensor:
-    """Agent i's actor loss with sub-policy k: a_i replaced by mu^(k)(o_i) in Q."""
+    """Agent i's actor loss with sub-policy k: a_i replaced by mu^(k)(o_i) in Q
+    (masked critics: on the rows where agent i acted)."""
     seen, model = policy.critic_agents_of(i), policy.model
     pre_activation = model.actors[k](policy.with_agent_id(batch[jb.obs_col(i)], i))
     act_n = jb.gather(batch, jb.actions_col, seen)
     act_n[seen.index(i)] = policy.action_head.policy_action(pre_activation)
-    q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen), with_agent_id(policy, act_n, i))
-    return losses.actor_loss(q_pi, pre_activation, policy.config["actor_regularization"])
+    q_pi = model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
+                   act_n + critic_extras(policy, batch, seen, i, jb.alive_col))
+    mask = batch[jb.alive_col(i)] if policy.masked else None
+    return losses.actor_loss(q_pi, pre_activation, policy.config["actor_regularization"], mask)
 
 
 def inference_loss(policy, batch: Dict[str, torch.Tensor]):
@@ -156,7 +169,8 @@ def inference_loss(policy, batch: Dict[str, torch.Tensor]):
         obs, actions = batch[jb.obs_col(k)], batch[jb.actions_col(k)]
         log_prob, entropy = approx.log_prob_and_entropy(obs, actions)
         total = total + losses.policy_inference_loss(
-            log_prob, entropy, policy.config["policy_inference_entropy"]
+            log_prob, entropy, policy.config["policy_inference_entropy"],
+            batch[jb.alive_col(k)] if policy.masked else None,
         )
         with torch.no_grad():
             error = (approx.expected_action(obs) - actions).abs().mean().item()

@@ -23,6 +23,8 @@ class StampEnv(MultiAgentEnv):
     """env_config: episode_len (default 7), terminate (True: the episode ends
     by termination; False: by truncation), reward_scale."""
 
+    strict_lockstep = True  # every agent acts every step: the critics take no alive flags
+
     def __init__(self, config=None):
         config = dict(config or {})
         super().__init__()
@@ -71,6 +73,7 @@ def build_policies(env=StampEnv, **overrides):
     Returns (config, policies) where policies[k] acts for agent k.
     """
     from rllib_maddpg import MADDPGConfig
+    from rllib_maddpg.policy import MADDPGTorchPolicy
 
     config = MADDPGConfig().environment(env, env_config=overrides.pop("env_config", {}))
     if "policies" in overrides:  # e.g. a shared policy: multi_agent() reads sets and mapping fns
@@ -86,7 +89,8 @@ def build_policies(env=StampEnv, **overrides):
         policy_config = config.to_dict()
         policy_config.update(spec.config or {})
         policy_config["__policy_id"] = agent.policy_id
-        built[agent.policy_id] = spec.policy_class(spec.observation_space, spec.action_space, policy_config)
+        policy_class = spec.policy_class or MADDPGTorchPolicy  # None: RLlib fills in MADDPG's
+        built[agent.policy_id] = policy_class(spec.observation_space, spec.action_space, policy_config)
     return config, [built[agent.policy_id] for agent in config._maddpg_agents]
 
 
@@ -114,6 +118,8 @@ def random_joint_batch(agents, batch_size=32, seed=0):
         values = rng.normal(size=(batch_size,) + shape).astype(dtype)
         if name.startswith("joint_terminateds"):
             values = (values > 0).astype(dtype)
+        if name.startswith(("joint_alive", "joint_next_alive")):
+            values = np.ones_like(values)
         batch[name] = torch.from_numpy(values)
     return batch
 
@@ -122,6 +128,8 @@ class TeamEnv(MultiAgentEnv):
     """Three agents: "a" and "b" alike (Box(3) observations, Box(2) actions), so
     they can share a policy, and "c" with a Discrete(3) action. Agent k's
     observation at step t is [k, t, stamp]; its reward is k + 0.1 t."""
+
+    strict_lockstep = True
 
     def __init__(self, config=None):
         super().__init__()
@@ -240,3 +248,95 @@ class StructObsEnv(MultiAgentEnv):
         reward = -float(abs(action_dict[0][0] - action_dict[1][0]))
         return (self._obs(), {0: reward, 1: reward}, {"__all__": False},
                 {0: done, 1: done, "__all__": done}, {})
+
+
+class ComeAndGoEnv(MultiAgentEnv):
+    """Agents that finish early, die, leave and arrive late, on a fixed script.
+
+    Agents 0, 1, 2 (Box(3) observations [k, t, stamp], Box(1) actions), one
+    4-step episode: agent 0 stays throughout (truncated with the episode at
+    t = 4); agent 1 terminates (dies) at step 2; agent 2 is absent at reset,
+    arrives with its first observation after step 1, and is truncated alone
+    (leaves) at step 3. Reward of agent k at step t: k + 0.1 t. The env
+    refuses actions for agents it does not have, as gymnasium envs warn.
+    """
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.possible_agents = [0, 1, 2]
+        self.observation_spaces = {k: gym.spaces.Box(-np.inf, np.inf, (3,), np.float32) for k in range(3)}
+        self.action_spaces = {k: gym.spaces.Box(-1.0, 1.0, (1,), np.float32) for k in range(3)}
+        self.received = []
+        self._t, self._stamp = 0, 0.0
+
+    def _obs_of(self, ids):
+        return {k: np.array([k, self._t, self._stamp], np.float32) for k in ids}
+
+    def reset(self, *, seed=None, options=None):
+        self._t, self._stamp = 0, float(np.random.default_rng(seed).integers(1, 1000))
+        self.agents = [0, 1]
+        return self._obs_of(self.agents), {}
+
+    def step(self, action_dict):
+        assert sorted(action_dict) == sorted(self.agents), (action_dict, self.agents)
+        self.received.append(sorted(action_dict))
+        acting = list(self.agents)
+        self._t += 1
+        t = self._t
+        rewards = {k: k + 0.1 * t for k in acting}
+        terminateds = {k: k == 1 and t == 2 for k in acting}
+        truncateds = {k: (k == 2 and t == 3) or (k == 0 and t == 4) for k in acting}
+        seen = list(acting) + ([2] if t == 1 and 2 not in acting else [])
+        self.agents = [k for k in seen if not (terminateds.get(k) or truncateds.get(k))]
+        terminateds["__all__"] = False
+        truncateds["__all__"] = t >= 4
+        return self._obs_of(seen), rewards, terminateds, truncateds, {}
+
+
+class DyingReachEnv(MultiAgentEnv):
+    """Three agents each steer a point on the plane to their own goal; agent
+    "doomed" dies (terminates) at step `death_step` (default 5) of every
+    25-step episode, the survivors "a" and "b" go on to the time limit.
+
+    Observation of agent k: (goal_k - pos_k, pos_k); action Box(-1, 1, (2,)),
+    pos_k += 0.1 a_k; reward -|goal_k - pos_k|. Random play: about -21 per
+    survivor per episode; heading straight to the goal: about -6.
+    """
+
+    def __init__(self, config=None):
+        config = dict(config or {})
+        super().__init__()
+        self.possible_agents = ["a", "b", "doomed"]
+        self.death_step = config.get("death_step", 5)
+        self.observation_spaces = {a: gym.spaces.Box(-3, 3, (4,), np.float32) for a in self.possible_agents}
+        self.action_spaces = {a: gym.spaces.Box(-1, 1, (2,), np.float32) for a in self.possible_agents}
+        self._rng = np.random.default_rng()
+
+    def _obs(self, ids):
+        return {a: np.concatenate([self.goal[k] - self.pos[k], self.pos[k]]).astype(np.float32)
+                for k, a in enumerate(self.possible_agents) if a in ids}
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.t = 0
+        self.pos = self._rng.uniform(-1, 1, (3, 2))
+        self.goal = self._rng.uniform(-1, 1, (3, 2))
+        self.agents = list(self.possible_agents)
+        return self._obs(self.agents), {}
+
+    def step(self, action_dict):
+        assert sorted(action_dict) == sorted(self.agents), (action_dict, self.agents)
+        acting = list(self.agents)
+        for k, a in enumerate(self.possible_agents):
+            if a in action_dict:
+                self.pos[k] = np.clip(self.pos[k] + 0.1 * np.clip(action_dict[a], -1, 1), -1.5, 1.5)
+        self.t += 1
+        rewards = {a: -float(np.linalg.norm(self.goal[k] - self.pos[k]))
+                   for k, a in enumerate(self.possible_agents) if a in acting}
+        terminateds = {a: a == "doomed" and self.t == self.death_step for a in acting}
+        over = self.t >= 25
+        truncateds = {a: over for a in acting}
+        self.agents = [a for a in acting if not (terminateds[a] or truncateds[a])]
+        terminateds["__all__"], truncateds["__all__"] = False, over
+        return self._obs(acting), rewards, terminateds, truncateds, {}

@@ -29,10 +29,22 @@ __all__ = [
 
 
 def env_agent_ids(env) -> list:
-    """The joint agent order of a multi-agent env: its `possible_agents`, else
-    (envs written the older way, like RLlib's own examples, with `_agent_ids`
-    or `agents` only) the sorted ids."""
-    if getattr(env, "possible_agents", None):
-        return list(env.possible_agents)
-    ids = getattr(env, "_agent_ids", None) or getattr(env, "agents", None) or []
+    """The joint agent order of a multi-agent env.
+
+    The env's `possible_agents`, unless they carry no order: RLlib's
+    `ParallelPettingZooEnv` and envs that set only `_agent_ids` (a set)
+    get `possible_agents = list(a set)`, whose order changes from process to
+    process; then the PettingZoo env's own `possible_agents` if there is one,
+    else the ids sorted (by str), so that one env and seed give one run.
+    """
+    wrapped = getattr(env, "par_env", None)
+    if getattr(wrapped, "possible_agents", None) and set(wrapped.possible_agents) == set(
+            getattr(env, "possible_agents", None) or wrapped.possible_agents):
+        return list(wrapped.possible_agents)
+    ids = getattr(env, "_agent_ids", None)
+    possible = list(getattr(env, "possible_agents", None) or [])
+    from_a_set = isinstance(ids, (set, frozenset)) and possible == list(ids)
+    if possible and not from_a_set:
+        return possible
+    ids = possible or ids or getattr(env, "agents", None) or []
     return sorted(ids, key=str)

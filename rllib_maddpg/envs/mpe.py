@@ -123,11 +123,11 @@ def make_mpe_env(
     if raw_env.continuous_actions:
         return PettingZooMultiAgentEnv(
             par_env, action_simplex_segments=_simplex_segments(raw_env.world),
-            episode_metrics=metrics, clip_box_actions=True,
+            episode_metrics=metrics, clip_box_actions=True, strict_lockstep=True,
         )
     return PettingZooMultiAgentEnv(
         par_env, action_adapters=_move_say_adapters(par_env, raw_env.world),
-        episode_metrics=metrics,
+        episode_metrics=metrics, strict_lockstep=True,
     )
 
 

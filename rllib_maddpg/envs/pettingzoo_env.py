@@ -5,10 +5,12 @@ Why not RLlib's own ``ParallelPettingZooEnv``?
 * It takes the agent list from a ``set``, so agent order is arbitrary. MADDPG's
   centralised critics concatenate all agents' observations and actions, so the
   order must be fixed and must be the env's own ``possible_agents`` order.
-* It does no validation. MADDPG silently learns garbage when an agent drops out
-  mid-episode, when an observation turns NaN, or when a space is a Dict/Tuple
-  the critic cannot concatenate. We check these and fail loudly, naming the
-  agent, the step and the fix.
+* It does no validation. MADDPG silently learns garbage when an observation
+  turns NaN, and RLlib's wrapper sets ``__all__`` from the agents of the last
+  step only. We check values and fail loudly, naming the agent, the step and
+  the fix; agents that finish early, die, leave or arrive late are passed on
+  as the env reports them (the lockstep sampler masks them, or refuses them
+  under ``strict_lockstep``).
 * MPE's discrete mode packs "move" and "say" into one ``Discrete`` and its
   continuous mode expects probability vectors. ``action_adapters`` and
   ``action_simplex_segments`` let ``rllib_maddpg.envs.mpe`` expose both
@@ -31,11 +33,13 @@ from pettingzoo import AECEnv, ParallelEnv
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import register_env
 
-from rllib_maddpg.env_checks import not_finite, not_lockstep
+from rllib_maddpg.env_checks import not_finite
 
 AgentID = str
 
 SUPPORTED_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
+# Observations may also be Dict/Tuple of these; they are flattened (envs/spaces.py).
+SUPPORTED_OBS_SPACES = SUPPORTED_SPACES + (gym.spaces.Dict, gym.spaces.Tuple)
 
 @runtime_checkable
 class ActionAdapter(Protocol):
@@ -86,10 +90,15 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         clip_box_actions: Clip Box actions to the space's bounds before the
             env sees them (what PettingZoo's ClipOutOfBoundsWrapper does, for
             an env built without it).
+        strict_lockstep: Declares that every agent acts at every step of
+            every episode (MPE). MADDPG's config key of the same name reads
+            it when left at None: the critics then take no alive flags and
+            an agent that leaves early is an error.
 
     Observations of Box spaces are returned as float32 arrays and the exposed
-    Box observation spaces are float32. ``agents`` always equals
-    ``possible_agents``: in lockstep every agent is active all episode long.
+    Box observation spaces are float32. ``agents`` follows the env's
+    ``agents``: an agent that is terminated, truncated or gone is sent no
+    more actions; the episode is over when the env has no agents left.
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         action_simplex_segments: Mapping[AgentID, Sequence[int] | None] | None = None,
         episode_metrics: Any = None,
         clip_box_actions: bool = False,
+        strict_lockstep: bool = False,
     ):
         _check_is_parallel_env(env)
         # Optional per-episode task metrics (e.g. mpe_metrics): an object with
@@ -108,6 +118,7 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         self.par_env = env
         self.possible_agents = list(env.possible_agents)
         self.agents = list(self.possible_agents)
+        self.strict_lockstep = bool(strict_lockstep)
         self._agent_ids = set(self.possible_agents)  # old-stack get_agent_ids()
         super().__init__()
 
@@ -151,6 +162,7 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         obs, infos = self.par_env.reset(seed=seed, options=options)
         self._episode_step = 0
         self._episode_over = False
+        self.agents = list(self.par_env.agents)
         if self._episode_metrics is not None:
             self._episode_metrics.on_reset(self.par_env.unwrapped)
         return self._checked_observations(obs), dict(infos or {})
@@ -164,10 +176,11 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         env_actions = self._actions_to_env(action_dict)
         obs, rewards, terms, truncs, infos = self.par_env.step(env_actions)
         self._episode_step += 1
+        self.agents = list(self.par_env.agents)
         if self._episode_metrics is not None:
             self._episode_metrics.on_step(self.par_env.unwrapped)
 
-        terminateds, truncateds = self._done_flags(terms, truncs)
+        terminateds, truncateds = self._done_flags(env_actions, terms, truncs)
         obs = self._checked_observations(obs)
         rewards = self._checked_rewards(rewards)
         return obs, rewards, terminateds, truncateds, dict(infos or {})
@@ -187,48 +200,47 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
     # ------------------------------------------------------------ internals
 
     def _actions_to_env(self, action_dict: Mapping[AgentID, Any]) -> dict:
+        """The actions of the agents the env has now, converted for the env."""
         env_actions = {}
-        for agent, convert in self._action_converters.items():
+        for agent in self.agents:
             try:
                 action = action_dict[agent]
             except KeyError:
-                raise not_lockstep(
+                raise RuntimeError(
                     f"action_dict has no action for agent {agent!r} at step "
-                    f"{self._episode_step + 1} of the episode"
+                    f"{self._episode_step + 1} of the episode, which the env still has "
+                    f"(its agents now: {self.agents}): send an action for every agent the "
+                    "env has until it is terminated or truncated."
                 ) from None
+            convert = self._action_converters[agent]
             env_actions[agent] = action if convert is None else convert(action)
         return env_actions
 
-    def _done_flags(self, terms: Mapping, truncs: Mapping) -> tuple[dict, dict]:
-        terminateds = {a: bool(terms.get(a, False)) for a in self.possible_agents}
-        truncateds = {a: bool(truncs.get(a, False)) for a in self.possible_agents}
-        n_done = sum(t or u for t, u in zip(terminateds.values(), truncateds.values()))
+    def _done_flags(self, acted: Mapping, terms: Mapping, truncs: Mapping) -> tuple[dict, dict]:
+        """Each agent's flags for this step, and RLlib's "__all__" flags.
 
-        if n_done == 0:
-            all_terminated = all_truncated = False
-        elif n_done == len(self.possible_agents):
-            # RLlib needs exactly one of the two "__all__" flags set at the end:
-            # "terminated" only if every agent reached a terminal state, otherwise
-            # "truncated" so that value targets still bootstrap.
-            all_terminated = all(terminateds.values())
-            all_truncated = not all_terminated
-            self._episode_over = True
-        else:
-            done = [a for a in self.possible_agents if terminateds[a] or truncateds[a]]
-            raise not_lockstep(
-                f"Agent(s) {done} finished at step {self._episode_step} of the "
-                "episode while other agents continue"
-            )
-        terminateds["__all__"] = all_terminated
-        truncateds["__all__"] = all_truncated
+        The episode is over when the env has no agents left (PettingZoo's
+        rule). RLlib needs exactly one "__all__" flag set then: "terminated"
+        if every agent that acted at this last step terminated, otherwise
+        "truncated" so that value targets still bootstrap.
+        """
+        terminateds = {a: bool(terms.get(a, False)) for a in acted}
+        truncateds = {a: bool(truncs.get(a, False)) for a in acted}
+        over = not self.agents
+        self._episode_over = over
+        terminateds["__all__"] = over and all(terminateds.values())
+        truncateds["__all__"] = over and not terminateds["__all__"]
         return terminateds, truncateds
 
     def _checked_observations(self, obs: Mapping) -> dict:
-        if obs.keys() != self._agent_ids:
-            self._raise_obs_key_error(obs)
         out = {}
-        for agent in self.possible_agents:
-            o = obs[agent]
+        for agent, o in obs.items():
+            if agent not in self._agent_ids:
+                raise RuntimeError(
+                    f"The env returned an observation for agent {agent!r} at step "
+                    f"{self._episode_step}, which is not in possible_agents "
+                    f"{self.possible_agents}. Fix the env's possible_agents."
+                )
             if agent in self._box_obs_agents:
                 o = np.asarray(o, dtype=np.float32)
                 if not np.isfinite(o).all():
@@ -237,33 +249,13 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         return out
 
     def _checked_rewards(self, rewards: Mapping) -> dict:
-        try:
-            out = {agent: rewards[agent] for agent in self.possible_agents}
-        except KeyError as e:
-            raise not_lockstep(
-                f"The env returned no reward for agent {e.args[0]!r} at step "
-                f"{self._episode_step} of the episode"
-            ) from None
+        out = dict(rewards)
         # One check for all agents; find the culprit only when it fails.
         if not math.isfinite(sum(out.values())):
             for agent, r in out.items():
                 if not math.isfinite(r):
                     raise not_finite(agent, "reward", self._episode_step, r)
         return out
-
-    def _raise_obs_key_error(self, obs: Mapping):
-        missing = [a for a in self.possible_agents if a not in obs]
-        if missing:
-            raise not_lockstep(
-                f"Agent(s) {missing} missing from the observations the env returned "
-                f"at step {self._episode_step} of the episode"
-            )
-        unknown = sorted(set(obs) - self._agent_ids, key=str)
-        raise RuntimeError(
-            f"The env returned observations for agent(s) {unknown} at step "
-            f"{self._episode_step} that are not in possible_agents "
-            f"{self.possible_agents}. Fix the env's possible_agents."
-        )
 
 
 def register_pettingzoo_env(
@@ -303,12 +295,14 @@ def _check_is_parallel_env(env: Any) -> None:
 
 
 def _check_supported(agent: AgentID, space: gym.Space, kind: str) -> None:
-    if not isinstance(space, SUPPORTED_SPACES):
+    supported = SUPPORTED_OBS_SPACES if kind == "observation" else SUPPORTED_SPACES
+    if not isinstance(space, supported):
+        names = ", ".join(t.__name__ for t in supported)
         raise ValueError(
-            f"Agent {agent!r} has an unsupported {kind} space {space}. MADDPG's "
-            f"centralised critic supports only Box, Discrete and MultiDiscrete. "
-            f"Flatten it first, e.g. with a PettingZoo/SuperSuit flatten wrapper or "
-            f"gymnasium.spaces.flatten_space, before passing the env in."
+            f"Agent {agent!r} has an unsupported {kind} space {space}. MADDPG "
+            f"supports {kind}s of these spaces: {names}. Convert it in a wrapper "
+            f"before passing the env in (e.g. one Discrete or MultiDiscrete for a "
+            f"Tuple of discrete actions, gymnasium.spaces.flatten_space for others)."
         )
 
 

@@ -57,7 +57,7 @@ BAD_VALUES = {
     "overlap_sampling_and_learning": ["true"], "infer_other_policies": ["all"],
     "policy_inference_entropy": [-1.0], "num_subpolicies": [0],
     "ensemble_shared_draw": [["0", "1"]], "subpolicy_for_acting": [-1],
-    "per_agent_learners": [1], "data_parallel_learners": [0], "shared_policy_agent_id": ["yes"],
+    "per_agent_learners": [1], "data_parallel_learners": [0], "shared_policy_agent_id": ["yes"], "strict_lockstep": ["yes", 1],
     "learner_resources": [{"CPU": -1}],
     "sample_on_driver_when_runners_down": ["yes"], "env_runner_wait_timeout_s": [0, None],
 }

@@ -61,18 +61,24 @@ class FakeParallelEnv(ParallelEnv):
 
     def reset(self, seed=None, options=None):
         self.t = 0
+        self.agents = list(self.possible_agents)
         self.reset_seeds.append(seed)
         return self._obs(), {a: {} for a in self.possible_agents}
 
     def step(self, actions):
+        # PettingZoo's rules: the agents that acted get obs, rewards and flags;
+        # those terminated or truncated then leave `agents`.
         self.t += 1
         self.received_actions.append(actions)
-        obs, infos = self._obs(), {a: {} for a in self.possible_agents}
-        rewards = {a: 1.0 for a in self.possible_agents}
-        terms = {a: False for a in self.possible_agents}
-        truncs = {a: self.t >= self.episode_len for a in self.possible_agents}
+        acting = list(self.agents)
+        obs = {a: o for a, o in self._obs().items() if a in acting}
+        infos = {a: {} for a in acting}
+        rewards = {a: 1.0 for a in acting}
+        terms = {a: False for a in acting}
+        truncs = {a: self.t >= self.episode_len for a in acting}
         if self.on_step:
             self.on_step(self.t, obs, rewards, terms, truncs)
+        self.agents = [a for a in acting if not (terms.get(a) or truncs.get(a)) and a in obs]
         return obs, rewards, terms, truncs, infos
 
     def render(self):
@@ -83,7 +89,7 @@ class FakeParallelEnv(ParallelEnv):
 
 
 def _act(env):
-    return {a: env.action_spaces[a].sample() for a in env.possible_agents}
+    return {a: env.action_spaces[a].sample() for a in env.agents}
 
 
 def _run_episode(env, max_steps=1000):
@@ -426,8 +432,8 @@ def test_error_not_a_parallel_env():
 @pytest.mark.parametrize(
     "space_kind, space",
     [
-        ("observation", gym.spaces.Dict({"x": BOX2})),
-        ("observation", gym.spaces.Tuple((BOX2, BOX2))),
+        ("observation", gym.spaces.Text(5)),
+        ("observation", gym.spaces.MultiBinary(3)),
         ("action", gym.spaces.Dict({"x": gym.spaces.Discrete(2)})),
         ("action", gym.spaces.MultiBinary(3)),
     ],
@@ -444,28 +450,55 @@ def test_error_unsupported_space_names_agent_and_fix(space_kind, space):
     assert "latten" in msg
 
 
-def test_error_agent_done_early():
+@pytest.mark.parametrize("space", [
+    gym.spaces.Dict({"pos": BOX2, "id": gym.spaces.Discrete(3)}),
+    gym.spaces.Tuple((BOX2, gym.spaces.Discrete(3))),
+])
+def test_wrapper_passes_dict_and_tuple_observations_through(space):
+    fake = FakeParallelEnv(obs_spaces={"a": space, "b": space})
+    fake._obs = lambda: {a: space.sample() for a in fake.possible_agents}
+    env = PettingZooMultiAgentEnv(fake)
+    assert env.observation_spaces["a"] == space
+    obs, _ = env.reset()
+    assert space.contains(obs["a"])
+
+
+def test_wrapper_passes_on_an_agent_that_dies_and_sends_it_no_more_actions():
     def b_dies_at_3(t, obs, rewards, terms, truncs):
         if t == 3:
             terms["b"] = True
 
-    env = PettingZooMultiAgentEnv(FakeParallelEnv(on_step=b_dies_at_3))
-    with pytest.raises(RuntimeError) as err:
-        _run_episode(env)
-    msg = str(err.value)
-    assert "'b'" in msg and "step 3" in msg and "every agent to act every step" in msg
+    fake = FakeParallelEnv(on_step=b_dies_at_3)
+    env = PettingZooMultiAgentEnv(fake)
+    steps, obs, terms, truncs = _run_episode(env)
+    assert steps == 5 and list(obs) == ["a"]
+    assert terms == {"a": False, "__all__": False} and truncs == {"a": True, "__all__": True}
+    assert [sorted(a) for a in fake.received_actions] == [["a", "b"]] * 3 + [["a"]] * 2
 
 
-def test_error_agent_missing_from_observations():
+def test_wrapper_passes_on_an_agent_missing_from_the_observations():
     def b_vanishes_at_2(t, obs, rewards, terms, truncs):
         if t == 2:
             del obs["b"]
 
-    env = PettingZooMultiAgentEnv(FakeParallelEnv(on_step=b_vanishes_at_2))
-    with pytest.raises(RuntimeError) as err:
-        _run_episode(env)
-    msg = str(err.value)
-    assert "'b'" in msg and "step 2" in msg and "keep them" in msg
+    fake = FakeParallelEnv(on_step=b_vanishes_at_2)
+    env = PettingZooMultiAgentEnv(fake)
+    env.reset()
+    env.step(_act(env))
+    obs, *_ = env.step(_act(env))
+    assert list(obs) == ["a"] and env.agents == ["a"]
+
+
+def test_wrapper_episode_ends_when_no_agent_is_left():
+    def one_by_one(t, obs, rewards, terms, truncs):
+        if t == 1:
+            terms["a"] = True
+        if t == 2:
+            terms["b"] = True
+
+    env = PettingZooMultiAgentEnv(FakeParallelEnv(on_step=one_by_one))
+    steps, _, terms, truncs = _run_episode(env)
+    assert steps == 2 and terms == {"b": True, "__all__": True} and not truncs["__all__"]
 
 
 def test_error_missing_action():

@@ -14,7 +14,7 @@ from rllib_maddpg.maddpg import MADDPG
 from rllib_maddpg.genetic import GeneticMADDPG, GeneticMADDPGConfig
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg import envs  # noqa: F401  (registers the mpe/<scenario> envs)
-from rllib_maddpg.envs import register_pettingzoo_env
+from rllib_maddpg.envs import PettingZooEnv, register_pettingzoo_env
 
 __version__ = "0.1.0"
 
@@ -35,5 +35,6 @@ __all__ = [
     "MADDPG",
     "MADDPGConfig",
     "MADDPGTorchPolicy",
+    "PettingZooEnv",
     "register_pettingzoo_env",
 ]

@@ -68,7 +68,7 @@ def run_episodes(
         steps = 0
         while True:
             actions = {}
-            for agent_id, agent_obs in obs.items():
+            for agent_id, agent_obs in obs.items():  # the agents the env has now
                 pid = agent_to_policy[agent_id]
                 policy = policies[pid]
                 # agent_index: the joint index, which a shared policy's agent ids need.
@@ -78,6 +78,8 @@ def run_episodes(
                 action, _, _ = policy.compute_single_action(input_dict=inputs, explore=explore)
                 actions[agent_id] = env_action(policy, action)
             obs, rewards, terminateds, truncateds, _ = env.step(actions)
+            # An agent that finished gets no more actions (its final observation is not for acting).
+            obs = {a: o for a, o in obs.items() if not (terminateds.get(a) or truncateds.get(a))}
             steps += 1
             for k, agent_id in enumerate(agent_ids):
                 result.returns[episode, k] += float(rewards.get(agent_id, 0.0))

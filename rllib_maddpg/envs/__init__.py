@@ -10,6 +10,7 @@ from rllib_maddpg.envs.mpe import MPE_SCENARIOS, make_mpe_env, register_mpe_envs
 from rllib_maddpg.envs.pettingzoo_env import (
     ActionAdapter,
     MultiDiscreteToDiscrete,
+    PettingZooEnv,
     PettingZooMultiAgentEnv,
     register_pettingzoo_env,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ActionAdapter",
     "MPE_SCENARIOS",
     "MultiDiscreteToDiscrete",
+    "PettingZooEnv",
     "PettingZooMultiAgentEnv",
     "env_agent_ids",
     "make_mpe_env",

@@ -23,6 +23,7 @@ keep it that way, this wrapper sits in the sampling hot loop.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from collections import OrderedDict
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
@@ -256,6 +257,41 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
                 if not math.isfinite(r):
                     raise not_finite(agent, "reward", self._episode_step, r)
         return out
+
+
+class PettingZooEnv(PettingZooMultiAgentEnv):
+    """A PettingZoo parallel env named by its module in ``env_config``.
+
+    For YAML files, Tune and ``rllib evaluate``, which name envs by class
+    path and need no registration in the user's process::
+
+        env: rllib_maddpg.envs.PettingZooEnv
+        env_config: {pettingzoo_env: pettingzoo.sisl.pursuit_v5, max_cycles: 100}
+
+    builds ``pettingzoo.sisl.pursuit_v5.parallel_env(max_cycles=100)``: the
+    other keys of ``env_config`` are the env's own keyword arguments.
+    """
+
+    def __init__(self, env_config: Mapping[str, Any] | None = None, **kwargs: Any):
+        # RLlib builds a class-path env as Cls(**env_config); Python users may pass the dict.
+        config = {**dict(env_config or {}), **kwargs}
+        name = config.pop("pettingzoo_env", None)
+        if not name:
+            raise ValueError(
+                "PettingZooEnv needs env_config['pettingzoo_env'], the module of a PettingZoo "
+                "env with a parallel_env() function, e.g. 'pettingzoo.sisl.pursuit_v5'."
+            )
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise ValueError(
+                f"env_config['pettingzoo_env'] = {name!r} cannot be imported ({e}). Check the "
+                "name and version (PettingZoo 1.27 has pursuit_v5 and no waterworld; "
+                "docs/envs.md lists which env lives in which version and what it needs)."
+            ) from e
+        if not hasattr(module, "parallel_env"):
+            raise ValueError(f"{name!r} has no parallel_env(): name a PettingZoo env module.")
+        super().__init__(module.parallel_env(**config))
 
 
 def register_pettingzoo_env(

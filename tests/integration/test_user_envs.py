@@ -9,6 +9,7 @@ native env with image-shaped observations. Envs whose package is missing
 are skipped with the reason (the versions: docs/envs.md).
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -106,3 +107,39 @@ def test_user_env_trains_checkpoints_restores_and_acts_alone(env, ray_local, tmp
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["steps"] > steps  # training went on from the checkpoint
     assert out["acted"]
+
+
+def test_rllib_train_file_and_evaluate_a_pettingzoo_env_whose_agents_die(tmp_path):
+    """As README shows it for YAML: a PettingZoo env named by its module through
+    rllib_maddpg.envs.PettingZooEnv (no registration needed in any process),
+    knights_archers_zombies_v11 with its (27, 5) vector observations and agents
+    that get killed; `rllib evaluate` then plays the checkpoint's actors on
+    the env's raw observations."""
+    reason = user_envs.missing("user/knights_archers_zombies_v11")
+    if reason:
+        pytest.skip(reason)
+    (tmp_path / "kaz.yaml").write_text(textwrap.dedent("""\
+        kaz:
+          run: MADDPG
+          env: rllib_maddpg.envs.PettingZooEnv
+          stop: {training_iteration: 2}
+          checkpoint_config: {checkpoint_at_end: true}
+          config:
+            env_config: {pettingzoo_env: pettingzoo.butterfly.knights_archers_zombies_v11, max_cycles: 100}
+            min_sample_timesteps_per_iteration: 300
+            num_steps_sampled_before_learning_starts: 300
+            train_batch_size: 64
+            actor_hiddens: [32]
+            critic_hiddens: [32]
+        """))
+    cli = [sys.executable, "-m", "rllib_maddpg.cli"]
+    proc = subprocess.run(cli + ["train", "file", str(tmp_path / "kaz.yaml"), "--storage-path",
+                                 str(tmp_path / "results"), "--ray-num-cpus", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    trial = glob.glob(str(tmp_path / "results" / "kaz" / "MADDPG_*"))[0]
+    proc = subprocess.run(cli + ["evaluate", trial, "--episodes", "2", "--seed", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for agent in ("archer_0", "archer_1", "knight_0", "knight_1"):
+        assert any(line.split()[:1] == [agent] for line in proc.stdout.splitlines()), proc.stdout

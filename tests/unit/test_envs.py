@@ -669,3 +669,24 @@ def test_original_team_reward_is_checked():
         make_mpe_env("simple_spread", {"original_team_reward": 1})
     with pytest.raises(ValueError, match="Remove local_ratio"):
         make_mpe_env("simple_spread", {"original_team_reward": True, "local_ratio": 0.5})
+
+
+def test_pettingzoo_env_by_module_name_takes_the_envs_own_kwargs():
+    from rllib_maddpg.envs import PettingZooEnv
+
+    env = PettingZooEnv({"pettingzoo_env": "mpe2.simple_spread_v3", "N": 4})
+    assert env.possible_agents == [f"agent_{k}" for k in range(4)]
+    env = PettingZooEnv(pettingzoo_env="mpe2.simple_spread_v3", N=2)  # as RLlib builds a class path
+    assert len(env.possible_agents) == 2
+
+
+@pytest.mark.parametrize("env_config, message", [
+    ({}, r"needs env_config\['pettingzoo_env'\]"),
+    ({"pettingzoo_env": "pettingzoo.sisl.pursuit_v4"}, r"cannot be imported.*pursuit_v5.*docs/envs.md"),
+    ({"pettingzoo_env": "numpy"}, r"has no parallel_env"),
+])
+def test_pettingzoo_env_by_module_name_errors_name_the_fix(env_config, message):
+    from rllib_maddpg.envs import PettingZooEnv
+
+    with pytest.raises(ValueError, match=message):
+        PettingZooEnv(env_config)

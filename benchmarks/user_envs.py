@@ -85,7 +85,7 @@ def run(env_name, env_config, budget, eval_episodes):
         algo.stop()
     return {
         "env": env_name, "env_config": env_config, "agents": agents,
-        "masked_critics": bool(config._maddpg_masked), "budget": budget, "seed": 0,
+        "masked_critics": bool(algo.config._maddpg_masked), "budget": budget, "seed": 0,
         "env_steps_per_s": round(curve[-1]["env_steps"] / seconds, 1),
         "train_return_first_iteration": curve[0]["episode_return_mean"],
         "train_return_last_iteration": curve[-1]["episode_return_mean"],

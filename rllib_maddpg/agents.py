@@ -23,8 +23,8 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.rllib.policy.policy import PolicySpec
 from ray.rllib.policy.sample_batch import DEFAULT_POLICY_ID
 
-from rllib_maddpg import joint_batch as jb
-from rllib_maddpg.actions import make_action_head
+from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core.actions import make_action_head
 from rllib_maddpg.envs import env_agent_ids
 from rllib_maddpg.envs.spaces import flat_obs_dim
 

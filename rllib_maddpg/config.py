@@ -25,7 +25,7 @@ from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 # AgentToPolicy: checkpoints written before agents.py existed name it here.
 from rllib_maddpg.agents import AgentToPolicy, resolve_agents  # noqa: F401
 from rllib_maddpg.callbacks import MADDPGCallbacks
-from rllib_maddpg.models import ACTIVATIONS, LAYER_INITS
+from rllib_maddpg.core.networks import ACTIVATIONS, LAYER_INITS
 from rllib_maddpg.sampler import LockstepEnvRunner
 
 

@@ -1,8 +1,6 @@
-"""The centralized-critic data path, in one place.
+"""The joint rows from RLlib's sampled batches: the postprocessing hook and the driver's read.
 
-MADDPG's critic Q_i(x, a_1..a_N) needs, for every env step, every agent's
-observation, action, reward, next observation and termination; the actors
-act on their own observations only. The data flows like this:
+The data flows like this (the row schema: core/joint.py):
 
 1. Sampling (env runners). Each policy's `compute_actions` also returns
    CRITIC_ACTION: its action as the critic sees it (a relaxed one-hot for
@@ -13,133 +11,23 @@ act on their own observations only. The data flows like this:
 2. Replay (driver). The per-policy batches now hold the same joint rows, so
    `joint_rows` takes them once, from the first agent's batch, and they go
    into one `JointReplayBuffer` row per env step.
-3. Learning (driver). For a minibatch, `attach_target_actions` computes
-   a'_j = mu'_j(o'_j) with every agent's *current* target actor (never at
-   sampling time, when the target actors were older). Each policy then
-   learns from the same minibatch.
-
-Batch schema. Agent k is the k-th agent of the env's `possible_agents`
-(the joint order, fixed for the whole run); every column has one row per
-env step:
-
-    joint_obs_{k}             o_k          float32 [obs_dim_k]
-    joint_actions_{k}         a_k          float32 [action_dim_k]  (critic's view)
-    joint_rewards_{k}         r_k          float32 []
-    joint_new_obs_{k}         o'_k         float32 [obs_dim_k]
-    joint_terminateds_{k}     d_k          float32 []   1.0 if the episode
-                                           terminated for k (a time-limit
-                                           truncation is 0.0: it bootstraps)
-    joint_subpolicy_{k}       k's sub-policy in this episode (policy ensembles;
-                              0 without one)   int64 []
-    joint_alive_{k}           1.0 if k acted at this step          float32 []
-    joint_next_alive_{k}      1.0 if k is in the next joint state x' (it has
-                              o'_k and did not terminate)          float32 []
-    joint_target_actions_{k}  a'_k = mu'_k(o'_k)   torch, learn time only
-
-Agents that come and go (sampler.py): where k is absent, its o_k, a_k,
-r_k (and o'_k where it is not in x') are zeros, padding. With masked
-critics (`strict_lockstep` False) the critic sees the alive flags beside
-x and a, a'_k is zeroed where k is not in x', and rows where agent i is
-absent train neither its critic nor its actor (update.py). In strict
-lockstep every flag is 1.
-
-With policy ensembles, agent i's sub-buffer D_i^(k) is the set of rows with
-joint_subpolicy_{i} == k (JointReplayBuffer subsets).
+3. Learning (driver). For a minibatch, `core.joint.attach_target_actions`
+   computes a'_j = mu'_j(o'_j) with every agent's *current* target actor
+   (never at sampling time, when the target actors were older). Each policy
+   then learns from the same minibatch (core/update.py).
 """
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
-import torch
 
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
+from rllib_maddpg.core.joint import (  # noqa: F401  (AgentSpec: checkpoints name it here)
+    ALIVE, CRITIC_ACTION, NEXT_ALIVE, SUBPOLICY, AgentSpec, actions_col, alive_col, new_obs_col,
+    next_alive_col, obs_col, replay_columns, rewards_col, subpolicy_col, terminateds_col,
+)
 from rllib_maddpg.env_checks import check_finite, not_lockstep
-
-CRITIC_ACTION = "critic_action"
-# Policy ensembles: the sub-policy k an agent follows in this episode (0 if K = 1).
-SUBPOLICY = "subpolicy"
-# Agents that come and go: whether the agent acted at this step / is in the next joint state.
-ALIVE = "alive"
-NEXT_ALIVE = "next_alive"
-
-
-def obs_col(k: int) -> str:
-    return f"joint_obs_{k}"
-
-
-def actions_col(k: int) -> str:
-    return f"joint_actions_{k}"
-
-
-def rewards_col(k: int) -> str:
-    return f"joint_rewards_{k}"
-
-
-def new_obs_col(k: int) -> str:
-    return f"joint_new_obs_{k}"
-
-
-def terminateds_col(k: int) -> str:
-    return f"joint_terminateds_{k}"
-
-
-def alive_col(k: int) -> str:
-    return f"joint_alive_{k}"
-
-
-def next_alive_col(k: int) -> str:
-    return f"joint_next_alive_{k}"
-
-
-def target_actions_col(k: int) -> str:
-    return f"joint_target_actions_{k}"
-
-
-def subpolicy_col(k: int) -> str:
-    return f"joint_subpolicy_{k}"
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    """One agent of the joint order, as every policy needs to know it.
-
-    Attributes:
-        agent_id: the env's agent id.
-        policy_id: the RLlib policy acting for this agent (one policy per agent).
-        obs_dim: size of the agent's (flattened, preprocessed) observation o_k.
-        action_dim: size of the agent's action as the critic sees it, a_k.
-        simplex_segments: for a Box the env marks as probability vectors (MPE's
-            continuous mode), the sizes of the vectors; None otherwise.
-        categorical_segments: for actions sampled with Gumbel-Softmax, the size
-            of each categorical component (they concatenate to a_k); None for
-            tanh+Gaussian Box actions.
-        num_subpolicies: K, the size of the agent's policy ensemble (1: none).
-    """
-
-    agent_id: object
-    policy_id: str
-    obs_dim: int
-    action_dim: int
-    simplex_segments: Optional[Tuple[int, ...]] = None
-    categorical_segments: Optional[Tuple[int, ...]] = None
-    num_subpolicies: int = 1
-
-
-def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ...], type]]:
-    """Column name -> (row shape, dtype) of the joint replay buffer."""
-    columns = {}
-    for k, agent in enumerate(agents):
-        columns[obs_col(k)] = ((agent.obs_dim,), np.float32)
-        columns[actions_col(k)] = ((agent.action_dim,), np.float32)
-        columns[rewards_col(k)] = ((), np.float32)
-        columns[new_obs_col(k)] = ((agent.obs_dim,), np.float32)
-        columns[terminateds_col(k)] = ((), np.float32)
-        columns[subpolicy_col(k)] = ((), np.int64)
-        columns[alive_col(k)] = ((), np.float32)
-        columns[next_alive_col(k)] = ((), np.float32)
-    return columns
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -237,27 +125,3 @@ def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str,
         return {name: first[name] for name in replay_columns(agents)}
     own_rows = np.asarray(first[SampleBatch.AGENT_INDEX]) == 0
     return {name: np.asarray(first[name])[own_rows] for name in replay_columns(agents)}
-
-
-def attach_target_actions(batch: Dict[str, torch.Tensor], policies: Sequence,
-                          masked: bool = False) -> None:
-    """Adds a'_k = mu'_k(o'_k) for every agent k, from the current target actors.
-
-    `policies[k]` acts for agent k. Called at learn time, so the targets come
-    from the target networks as they are now, not as they were when the
-    transition was sampled. `masked`: a'_k is padding (zeros) where k is not
-    in the next joint state.
-    """
-    with torch.no_grad():
-        for k, policy in enumerate(policies):
-            # With a policy ensemble, the target of the sub-policy that acted.
-            action = policy.target_actions(
-                batch[new_obs_col(k)], batch.get(subpolicy_col(k)), agent=k
-            )
-            batch[target_actions_col(k)] = (
-                action * batch[next_alive_col(k)].unsqueeze(-1) if masked else action)
-
-
-def gather(batch: Dict[str, torch.Tensor], column, indices: List[int]) -> List[torch.Tensor]:
-    """[batch[column(k)] for k in indices]: one column of several agents, in joint order."""
-    return [batch[column(k)] for k in indices]

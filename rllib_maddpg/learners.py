@@ -31,8 +31,8 @@ import numpy as np
 import ray
 import torch
 
-from rllib_maddpg import joint_batch as jb
-from rllib_maddpg import update
+from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core import update
 from rllib_maddpg.policy import MADDPGTorchPolicy
 
 
@@ -106,7 +106,7 @@ class GradientReplica:
             policy.model.load_state_dict({k: torch.tensor(v) for k, v in weights[pid].items()})
             ab = None if not actor_shards or pid not in actor_shards else {
                 k: _to_torch(b) for k, b in actor_shards[pid].items()}
-            loss, _ = update.phase_loss(policy, phase, shard, ab)
+            loss, _ = update.LOSSES[phase](policy, shard, ab)
             if loss is None:
                 continue
             params = _flat_params(policy, phase)
@@ -187,7 +187,7 @@ class DataParallelLearners:
             for lo, hi in zip(bounds[:-1], bounds[1:])
         ]
         stats = {pid: {} for pid in by_id}
-        for phase in update.PHASES:
+        for phase in update.LOSSES:  # inference, critic, actor: Algorithm 1's order
             weights = ray.put({pid: {k: v.detach().numpy() for k, v in p.model.state_dict().items()}
                                for pid, p in by_id.items()})
             grads = ray.get([
@@ -197,7 +197,7 @@ class DataParallelLearners:
             for pid, policy in by_id.items():
                 if pid not in grads[0]:
                     continue
-                policy.phase_optimizer(phase).zero_grad(set_to_none=True)
+                policy.optimizers[phase].zero_grad(set_to_none=True)
                 for n, param in enumerate(_flat_params(policy, phase)):
                     parts = [(w, g[pid][0][n]) for w, g in zip(weights_of_shard, grads)
                              if g[pid][0][n] is not None]
@@ -205,7 +205,7 @@ class DataParallelLearners:
                         param.grad = torch.as_tensor(sum(w * g for w, g in parts), dtype=param.dtype)
                 # The minibatch's mean loss is the size-weighted mean of the shards'.
                 stats[pid][f"{phase}_loss"] = float(sum(w * g[pid][1] for w, g in zip(weights_of_shard, grads)))
-                stats[pid][f"{phase}_grad_norm"] = update.clip_and_step(policy, phase)
+                stats[pid][f"{phase}_grad_norm"] = update.apply_gradients(policy, phase)
         for policy in by_id.values():
             update.soft_update_targets(policy)
             policy.num_grad_updates += 1
@@ -213,7 +213,7 @@ class DataParallelLearners:
 
 
 def _flat_params(policy, phase: str) -> List[torch.Tensor]:
-    return [p for net_params in policy.phase_params(phase) for p in net_params]
+    return [p for net_params in update.trained_nets(policy, phase) for p in net_params]
 
 
 def _columns_for(policy, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -35,7 +35,8 @@ from ray.rllib.utils.metrics import (
 )
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-from rllib_maddpg import joint_batch as jb
+from rllib_maddpg import joint_batch
+from rllib_maddpg.core import joint as jb
 # AgentToPolicy: checkpoints written before config.py existed name it here.
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
 from rllib_maddpg.fault_tolerance import (
@@ -43,7 +44,7 @@ from rllib_maddpg.fault_tolerance import (
 )
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
-from rllib_maddpg.replay import JointReplayBuffer
+from rllib_maddpg.core.replay import JointReplayBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ class MADDPG(Algorithm):
         self._counters[NUM_AGENT_STEPS_SAMPLED] += batch.agent_steps()
 
         # 2. Store each env step once, for all agents.
-        self.local_replay_buffer.add(jb.joint_rows(batch, self.agents))
+        self.local_replay_buffer.add(joint_batch.joint_rows(batch, self.agents))
 
         # 3. One update per agent every `env_steps_per_update` env steps.
         results = {}

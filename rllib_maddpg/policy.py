@@ -1,12 +1,12 @@
 """MADDPGTorchPolicy: one agent's actor, critic and optimizers, wired to RLlib.
 
-The math is in `losses.py`, the update in `update.py`, the networks in
-`models.py`, acting in `actions.py`, the joint data in `joint_batch.py`; this class connects them to RLlib's old-stack Policy API:
+MADDPG itself is in core/ (losses, the update, the networks, acting, the
+joint row schema); this class connects it to RLlib's old-stack Policy API:
 
 - `compute_actions_from_input_dict`: decentralized execution, a_i from o_i
   only, plus the action as the critic sees it (CRITIC_ACTION);
 - `postprocess_trajectory`: attaches every agent's columns (joint_batch);
-- `learn_on_batch`: one MADDPG update of agent i (update.py) on a joint
+- `learn_on_batch`: one MADDPG update of agent i (core/update.py) on a joint
   minibatch that already carries the target actions a'_j.
 """
 
@@ -22,12 +22,14 @@ from ray.rllib.policy.torch_policy_v2 import TorchPolicyV2
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.spaces.space_utils import unbatch
 
-from rllib_maddpg import joint_batch as jb
-from rllib_maddpg import update
+from rllib_maddpg import joint_batch
+from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core import update
 from rllib_maddpg.config import MADDPGConfig
-from rllib_maddpg.actions import make_action_head
+from rllib_maddpg.core.actions import make_action_head
 from rllib_maddpg.envs.spaces import obs_flattener
-from rllib_maddpg.models import MADDPGModel, PolicyApproximator
+from rllib_maddpg.core.networks import PolicyApproximator
+from rllib_maddpg.models import MADDPGModel
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +49,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     Q_G(x, a_1..a_N, id_i) for all i in G, where id_i is the one-hot of i's
     position in G (`shared_policy_agent_id`; otherwise no id). Each agent
     still acts on its own observation; the critic learns from every agent of
-    G on each minibatch (update.py).
+    G on each minibatch (core/update.py).
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Dict):
@@ -73,7 +75,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             bool(use_local) if isinstance(use_local, bool) else policy_id in use_local
         )
         # Agents that come and go (config key strict_lockstep): the critic
-        # also reads alive flags, and absent rows are masked (update.py).
+        # also reads alive flags, and absent rows are masked (core/update.py).
         self.masked = bool(config["_maddpg_masked"])
         # The agents whose observations and actions agent i's critic sees.
         self.critic_agents = self.critic_agents_of(self.agent_index)
@@ -100,6 +102,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             self.view_requirements.pop(key, None)
         self._initialize_loss_from_dummy_batch()
         self._building = False
+        # The optimizers by what they train (core/update.py reads them by name).
+        self.optimizers = dict(zip(("actor", "critic", "inference"), self._optimizers))
 
     def critic_agents_of(self, i: int) -> List[int]:
         """The agents (joint indices) whose o and a agent i's critic sees: all, or i alone."""
@@ -186,17 +190,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
 
     @functools.cached_property
     def params(self) -> Dict[str, List[torch.Tensor]]:
-        """Each net's parameter list, built once: weights are only ever updated
-        in place (optimizers, soft updates, `load_state_dict`), and walking the
-        module tree every step cost a tenth of an update round."""
-        model = self.model
-        nets = {name: getattr(model, name) for name in (
-            "actors", "critic", "target_actors", "target_critic",
-            "approximators", "target_approximators")}
-        params = {name: list(net.parameters()) for name, net in nets.items()}
-        for k, actor in enumerate(model.actors):
-            params[f"actors.{k}"] = list(actor.parameters())
-        return params
+        """Each net's parameter list, built once (MADDPGNetworks.parameter_lists)."""
+        return self.model.parameter_lists()
 
     # --- acting (decentralized execution) ------------------------------------
 
@@ -296,9 +291,9 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         own = self.agent_index
         if len(self.group) > 1 and other_agent_batches is not None:
             own = int(sample_batch[SampleBatch.AGENT_INDEX][0])
-        return jb.attach_joint_columns(sample_batch, other_agent_batches, self.agents, own)
+        return joint_batch.attach_joint_columns(sample_batch, other_agent_batches, self.agents, own)
 
-    # --- learning (the update itself: update.py) -------------------------------
+    # --- learning (the update itself: core/update.py) -------------------------------
 
     @override(TorchPolicyV2)
     def learn_on_batch(self, batch: Dict[str, torch.Tensor], actor_batches=None) -> Dict:
@@ -307,13 +302,3 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         stats = update.update_agent(self, batch, actor_batches)
         self.num_grad_updates += 1
         return {"learner_stats": stats}
-
-    def phase_optimizer(self, phase: str) -> torch.optim.Optimizer:
-        """The optimizer of an update phase (update.PHASES)."""
-        return self._optimizers[{"actor": 0, "critic": 1, "inference": -1}[phase]]
-
-    def phase_params(self, phase: str) -> List[List[torch.Tensor]]:
-        """The parameters an update phase trains, one list per net clipped separately."""
-        if phase == "actor":
-            return [self.params[f"actors.{k}"] for k in range(self.num_subpolicies)]
-        return [self.params["critic" if phase == "critic" else "approximators"]]

@@ -41,7 +41,7 @@ from ray.rllib.evaluation.rollout_worker import RolloutWorker
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch, concat_samples
 from ray.rllib.utils.annotations import override
 
-from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.core import joint as jb
 from rllib_maddpg.env_checks import not_lockstep
 from rllib_maddpg.envs.spaces import obs_flattener
 

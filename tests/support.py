@@ -110,7 +110,7 @@ def random_joint_batch(agents, batch_size=32, seed=0):
     """A joint minibatch (torch tensors) of random values with the replay schema."""
     import torch
 
-    from rllib_maddpg import joint_batch as jb
+    from rllib_maddpg.core import joint as jb
 
     rng = np.random.default_rng(seed)
     batch = {}
@@ -340,3 +340,12 @@ class DyingReachEnv(MultiAgentEnv):
         self.agents = [a for a in acting if not (terminateds[a] or truncateds[a])]
         terminateds["__all__"], truncateds["__all__"] = False, over
         return self._obs(acting), rewards, terminateds, truncateds, {}
+
+
+def gradient_step(learner, name, batch, actor_batches=None):
+    """One step of optimizer `name` ("inference", "critic", "actor") of core/update.py
+    on a minibatch: its loss, backward, clip, step; returns the stats."""
+    from rllib_maddpg.core import update
+
+    loss, info = update.LOSSES[name](learner, batch, actor_batches)
+    return {**info, **update.gradient_step(learner, name, loss)}

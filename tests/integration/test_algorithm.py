@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rllib_maddpg import MADDPGConfig
-from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.core import joint as jb
 from support import OBS_DIMS, StampEnv
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.policy.policy import Policy
 
 from rllib_maddpg import MADDPGConfig
-from rllib_maddpg import joint_batch as jb
+from rllib_maddpg.core import joint as jb
 from rllib_maddpg.evaluation import run_episodes
 from support import TeamEnv, team_mapping
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from rllib_maddpg.actions import gumbel_softmax, make_action_head
+from rllib_maddpg.core.actions import gumbel_softmax, make_action_head
 
 pytestmark = pytest.mark.unit
 
@@ -66,7 +66,7 @@ def test_target_actions_sample_by_default_and_are_the_softmax_without_target_noi
 
 
 def test_inferred_target_actions_follow_gumbel_target_noise_too():
-    from rllib_maddpg.models import PolicyApproximator
+    from rllib_maddpg.core.networks import PolicyApproximator
 
     torch.manual_seed(0)
     obs = torch.zeros(3, 4)  # the same input three times

@@ -5,7 +5,8 @@ import pytest
 
 from ray.rllib.policy.sample_batch import SampleBatch
 
-from rllib_maddpg import joint_batch as jb
+from rllib_maddpg import joint_batch
+from rllib_maddpg.core import joint as jb
 from rllib_maddpg.env_checks import LOCKSTEP_FIX, check_finite, not_lockstep
 from support import build_policies
 
@@ -43,20 +44,20 @@ def test_postprocessing_refuses_a_nan_reward_and_misaligned_or_missing_agents():
     config, policies = build_policies()
     agents = config._maddpg_agents
     others = {a.agent_id: (a.policy_id, None, _agent_batch(a, [0, 1, 2])) for a in agents[1:]}
-    jb.attach_joint_columns(_agent_batch(agents[0], [0, 1, 2]), others, agents, 0)  # fine
+    joint_batch.attach_joint_columns(_agent_batch(agents[0], [0, 1, 2]), others, agents, 0)  # fine
 
     bad = _agent_batch(agents[0], [0, 1, 2])
     bad[SampleBatch.REWARDS][1] = np.nan
     with pytest.raises(ValueError, match=r"reward .*agent 0 at step 1 "):
-        jb.attach_joint_columns(bad, others, agents, 0)
+        joint_batch.attach_joint_columns(bad, others, agents, 0)
 
     shifted = dict(others)
     shifted[agents[2].agent_id] = (agents[2].policy_id, None, _agent_batch(agents[2], [1, 2, 3]))
     with pytest.raises(RuntimeError, match="not the same env steps") as err:
-        jb.attach_joint_columns(_agent_batch(agents[0], [0, 1, 2]), shifted, agents, 0)
+        joint_batch.attach_joint_columns(_agent_batch(agents[0], [0, 1, 2]), shifted, agents, 0)
     assert LOCKSTEP_FIX in str(err.value)
 
     missing = {k: v for k, v in others.items() if k != agents[1].agent_id}
     with pytest.raises(RuntimeError, match="has no data") as err:
-        jb.attach_joint_columns(_agent_batch(agents[0], [0, 1, 2]), missing, agents, 0)
+        joint_batch.attach_joint_columns(_agent_batch(agents[0], [0, 1, 2]), missing, agents, 0)
     assert LOCKSTEP_FIX in str(err.value)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rllib_maddpg import losses
+from rllib_maddpg.core import losses
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from rllib_maddpg import joint_batch as jb
-from rllib_maddpg import losses, update
-from support import ComeAndGoEnv, StampEnv, build_policies, numpy_mlp, random_joint_batch
+from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core import losses, update
+from support import ComeAndGoEnv, StampEnv, build_policies, gradient_step, numpy_mlp, random_joint_batch
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +68,7 @@ def test_masked_critic_loss_like_a_numpy_reference(agent):
     y = b[jb.rewards_col(agent)] + 0.9 * (1 - b[jb.terminateds_col(agent)]) * numpy_mlp(p.model.target_critic, x_tp1)
     alive = b[jb.alive_col(agent)]
     expected = np.sum(alive * (numpy_mlp(p.model.critic, x) - y) ** 2) / alive.sum()
-    stats = update.step_phase(p, "critic", batch)
+    stats = gradient_step(p, "critic", batch)
     assert stats["critic_loss"] == pytest.approx(expected, rel=1e-4)
 
 
@@ -89,13 +89,13 @@ def test_rows_where_agent_i_is_absent_do_not_train_it(phase):
     other = {k: v.clone() for k, v in batch.items()}
     other[jb.rewards_col(i)][absent] = 100.0
     other[jb.terminateds_col(i)][absent] = 1.0 - other[jb.terminateds_col(i)][absent]
-    loss_a, _ = update.phase_loss(policies[i], phase, batch)
-    loss_b, _ = update.phase_loss(policies[i], phase, other)
+    loss_a, _ = update.LOSSES[phase](policies[i], batch)
+    loss_b, _ = update.LOSSES[phase](policies[i], other)
     torch.testing.assert_close(loss_a, loss_b)
     # ... while changing a row where it is present does change it.
     other[jb.rewards_col(i)][~absent] += 1.0
     other[jb.obs_col(i)][~absent] += 1.0
-    loss_c, _ = update.phase_loss(policies[i], phase, other)
+    loss_c, _ = update.LOSSES[phase](policies[i], other)
     assert not torch.allclose(loss_a, loss_c)
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from rllib_maddpg import joint_batch as jb
-from rllib_maddpg import update
+from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core import update
 from rllib_maddpg.policy import MADDPGTorchPolicy
-from support import OBS_DIMS, build_policies, numpy_mlp, random_joint_batch
+from support import OBS_DIMS, build_policies, gradient_step, numpy_mlp, random_joint_batch
 
 pytestmark = pytest.mark.unit
 
@@ -79,7 +79,7 @@ def test_critic_step_changes_only_agent_i_critic():
     batch = random_joint_batch(config._maddpg_agents)
     jb.attach_target_actions(batch, policies)
     before = snapshot(policies)
-    update.step_phase(policies[1], "critic", batch)
+    gradient_step(policies[1], "critic", batch)
     after = snapshot(policies)
     for k in range(3):
         for name in before[k]:
@@ -92,7 +92,7 @@ def test_actor_step_changes_only_agent_i_actor():
     batch = random_joint_batch(config._maddpg_agents)
     before = snapshot(policies)
     for i in range(3):
-        update.step_phase(policies[i], "actor", batch)
+        gradient_step(policies[i], "actor", batch)
         after = snapshot(policies)
         for k in range(3):
             for name in before[k]:
@@ -130,7 +130,7 @@ def test_critic_loss_reads_agent_i_columns_like_a_numpy_reference(agent):
     y = (np_batch[jb.rewards_col(agent)] + 0.9 * (1 - np_batch[jb.terminateds_col(agent)])
          * numpy_mlp(p.model.target_critic, x_tp1))
     expected = np.mean((numpy_mlp(p.model.critic, x) - y) ** 2)
-    stats = update.step_phase(p, "critic", batch)
+    stats = gradient_step(p, "critic", batch)
     assert stats["critic_loss"] == pytest.approx(expected, rel=1e-4)
 
 
@@ -196,7 +196,7 @@ def test_inference_step_fits_the_approximations_only():
     batch = random_joint_batch(config._maddpg_agents)
     p = policies[0]
     before = {name: params(getattr(p.model, name)) for name in ("actor", "critic", "approximators")}
-    losses_seen = [update.step_phase(p, "inference", batch)["inference_loss"] for _ in range(30)]
+    losses_seen = [gradient_step(p, "inference", batch)["inference_loss"] for _ in range(30)]
     assert losses_seen[-1] < losses_seen[0]
     assert same(before["actor"], p.model.actor) and same(before["critic"], p.model.critic)
     assert not same(before["approximators"], p.model.approximators)
@@ -210,7 +210,7 @@ def test_ensemble_sub_policy_k_learns_only_from_its_own_minibatch():
     assert len(p.model.actors) == 3 and len(p.model.target_actors) == 3
     batch = random_joint_batch(config._maddpg_agents)
     before = [params(actor) for actor in p.model.actors]
-    update.step_phase(p, "actor", batch, actor_batches={1: random_joint_batch(config._maddpg_agents, seed=3)})
+    gradient_step(p, "actor", batch, actor_batches={1: random_joint_batch(config._maddpg_agents, seed=3)})
     changed = [not same(b, actor) for b, actor in zip(before, p.model.actors)]
     assert changed == [False, True, False]
 
@@ -264,7 +264,7 @@ def test_torch_default_init_is_kept_as_an_option():
 
 
 def test_gradient_clipping_per_variable_and_per_network():
-    from rllib_maddpg.update import clip_gradients
+    from rllib_maddpg.core.update import clip_gradients
 
     def grads():
         return [torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4]), torch.tensor([0.0, 12.0])]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rllib_maddpg.replay import JointReplayBuffer
+from rllib_maddpg.core.replay import JointReplayBuffer
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,8 @@ import pytest
 
 from ray.rllib.policy.sample_batch import SampleBatch
 
-from rllib_maddpg import joint_batch as jb
+from rllib_maddpg import joint_batch
+from rllib_maddpg.core import joint as jb
 from rllib_maddpg.sampler import LockstepSampler
 from support import ComeAndGoEnv, StampEnv, build_policies
 
@@ -31,7 +32,7 @@ def make_sampler(env_cls, num_envs=1, **overrides):
 
 
 def rows_of(batch, agents):
-    return jb.joint_rows(batch, agents)
+    return joint_batch.joint_rows(batch, agents)
 
 
 def test_come_and_go_rows_match_a_numpy_reference():

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from rllib_maddpg import MADDPGConfig
-from rllib_maddpg import joint_batch as jb
-from rllib_maddpg import update
-from support import TeamEnv, build_policies, numpy_mlp, random_joint_batch, team_mapping
+from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core import update
+from support import TeamEnv, build_policies, gradient_step, numpy_mlp, random_joint_batch, team_mapping
 
 pytestmark = pytest.mark.unit
 
@@ -97,11 +97,11 @@ def test_an_update_of_the_team_changes_only_the_teams_nets():
     team, other = policies[0], policies[2]
     before = {(p is team, name): params(getattr(p.model, name)) for p in (team, other)
               for name in ("actor", "critic")}
-    update.step_phase(team, "actor", batch)
+    gradient_step(team, "actor", batch)
     assert not same(before[True, "actor"], team.model.actor)
     assert same(before[True, "critic"], team.model.critic)  # gradients reach the actor only
     assert same(before[False, "actor"], other.model.actor) and same(before[False, "critic"], other.model.critic)
-    update.step_phase(team, "critic", batch)
+    gradient_step(team, "critic", batch)
     assert not same(before[True, "critic"], team.model.critic)
     assert same(before[False, "critic"], other.model.critic)
 

@@ -3,7 +3,7 @@
 MADDPG's critics learn from joint transitions (x, a_1..a_N, r_1..r_N, x'),
 so the buffer stores each env step once for all agents (not one copy per
 agent) in preallocated numpy arrays, one per column. The column names and
-their meaning are defined in `joint_batch.py`.
+their meaning are defined in `core/joint.py`.
 
 Why not RLlib's MultiAgentReplayBuffer: on this workload its sample(1024)
 took ~100 ms and add() ~3k steps/s; this ring buffer samples 1024 rows in

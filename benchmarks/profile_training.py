@@ -68,7 +68,7 @@ def main():
     env = cumulative(stats, "envs/pettingzoo_env.py", "step") + cumulative(stats, "envs/pettingzoo_env.py", "reset")
     actions = cumulative(stats, "rllib_maddpg/policy.py", "compute_actions_from_input_dict")
     postprocess = cumulative(stats, "rllib_maddpg/policy.py", "postprocess_trajectory")
-    replay = cumulative(stats, "rllib_maddpg/replay.py", "add") + cumulative(stats, "rllib_maddpg/replay.py", "sample")
+    replay = cumulative(stats, "rllib_maddpg/core/replay.py", "add") + cumulative(stats, "rllib_maddpg/core/replay.py", "sample")
     learner = cumulative(stats, "rllib_maddpg/maddpg.py", "update")
     parts = {
         "env (mpe2 + wrapper)": env,
@@ -76,7 +76,7 @@ def main():
         "postprocessing (joint columns)": postprocess,
         "other sampling (collectors / lockstep loop)": sampling - env - actions - postprocess,
         "replay add + sample": replay,
-        "learner (updates of all agents)": learner - cumulative(stats, "rllib_maddpg/replay.py", "sample"),
+        "learner (updates of all agents)": learner - cumulative(stats, "rllib_maddpg/core/replay.py", "sample"),
     }
     parts["rest of training_step"] = total - sum(parts.values())
     steps = result["num_env_steps_sampled_this_iter"]

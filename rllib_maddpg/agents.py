@@ -16,7 +16,6 @@ from typing import Any, Dict, List
 
 import gymnasium as gym
 
-from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
@@ -27,6 +26,7 @@ from rllib_maddpg.core import joint as jb
 from rllib_maddpg.core.actions import make_action_head
 from rllib_maddpg.envs import env_agent_ids
 from rllib_maddpg.envs.spaces import flat_obs_dim
+from rllib_maddpg.ray_compat import env_id_and_creator
 
 
 class AgentToPolicy:
@@ -42,7 +42,7 @@ class AgentToPolicy:
 def probe_env(config: AlgorithmConfig):
     """Builds the env once: (agent ids in joint order, obs spaces, action spaces,
     simplex segments, whether the env declares strict lockstep)."""
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+    _, creator = env_id_and_creator(config.env, config)
     env = creator(EnvContext(config.env_config, worker_index=0, num_workers=0))
     try:
         refuse_unsupported_env(env, config.env)

@@ -26,6 +26,7 @@ from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 from rllib_maddpg.agents import AgentToPolicy, resolve_agents  # noqa: F401
 from rllib_maddpg.callbacks import MADDPGCallbacks
 from rllib_maddpg.core.networks import ACTIVATIONS, LAYER_INITS
+from rllib_maddpg.ray_compat import translate_config_key
 from rllib_maddpg.sampler import LockstepEnvRunner
 
 
@@ -334,7 +335,7 @@ class MADDPGConfig(AlgorithmConfig):
         # Keys RLlib itself puts in config dicts (Tune, checkpoints, policy configs).
         special = {"multiagent", "class", TRIAL_INFO, STDOUT_FILE, STDERR_FILE,
                    "_enable_new_api_stack", "__policy_id"}
-        translated = self._translate_special_keys(key, warn_deprecated=False)
+        translated = translate_config_key(key)
         if key in special or key.startswith("evaluation_") or hasattr(self, translated):
             return
         known = [k for k in vars(self) if not k.startswith("_")]

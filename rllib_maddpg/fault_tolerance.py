@@ -22,6 +22,14 @@ without restart) is not waited for: RLlib's failure count ends the run, as
 before. Progress lines say what is down and what it waits for; results
 report `fault_tolerance/degraded_time_s` and the env steps sampled on the
 driver next to RLlib's `num_remote_worker_restarts`.
+
+Learner actors lost (learners.py) are the other fault: training goes on with
+the learner in the driver process.
+
+`FaultTolerance` is the part of the MADDPG Algorithm that does all this; the
+algorithm (maddpg.py) asks it two things: whether the env runners stay down
+(`env_runners_stay_down`, then `sample_while_runners_down`), and to take over
+learning when learner actors are lost (`fall_back_to_local_learner`).
 """
 
 import logging
@@ -30,6 +38,13 @@ from typing import Dict, List
 
 import ray
 from ray.exceptions import ActorDiedError, RayError
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.utils.annotations import override
+
+from rllib_maddpg.learners import PerAgentLearners
+from rllib_maddpg.ray_compat import (
+    actor_table_row, on_env_runners_recreated, take_restored_actors, worker_manager,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +59,11 @@ PROGRESS_EVERY_S = 30.0
 class RunnerRecovery:
     """Non-blocking health probes of an env runner group, and time spent with runners down."""
 
-    def __init__(self, group, counters, runner_resources: Dict[str, float]):
+    def __init__(self, group, counters, runner_resources: Dict[str, float], probe_timeout_s: float = 30.0):
         self.group = group
         self.counters = counters
         self.runner_resources = runner_resources
+        self.probe_timeout_s = probe_timeout_s
         self._pings: Dict[int, ray.ObjectRef] = {}
         # runner id -> the node it last ran on while healthy. Read at start and
         # after each restore: once a runner is restarting, the GCS shows where
@@ -64,7 +80,7 @@ class RunnerRecovery:
 
     @property
     def _manager(self):
-        return self.group._worker_manager
+        return worker_manager(self.group)
 
     def down(self) -> List[int]:
         manager = self._manager
@@ -77,7 +93,7 @@ class RunnerRecovery:
         for i in down:
             if i not in self._pings and i not in self.dead:
                 self._pings[i] = manager.actors()[i].ping.remote()
-        restored = []
+        answered = []
         if self._pings:
             ready, _ = ray.wait(list(self._pings.values()), num_returns=len(self._pings), timeout=0)
             for i, ref in list(self._pings.items()):
@@ -94,12 +110,14 @@ class RunnerRecovery:
                         logger.error("env runner %d is dead for good (max_num_env_runner_restarts used "
                                      "up, or killed without restart): %s", i, error)
                     continue
-                manager.set_actor_state(i, healthy=True)
-                manager._num_actor_restarts += 1  # as RLlib's own probe counts a restart
-                restored.append(i)
-        # Runners that came back through any other answer (RLlib marks them itself).
-        restored += [i for i in manager._restored_actors if i not in restored]
-        manager._restored_actors.clear()
+                answered.append(i)
+        if answered:
+            # Alive: one more ping through the manager marks them healthy and
+            # counts the restarts (num_remote_worker_restarts), as RLlib's probe does.
+            manager.foreach_actor(lambda actor: actor.ping(), remote_actor_ids=answered, healthy_only=False,
+                                  timeout_seconds=self.probe_timeout_s, mark_healthy=True)
+        # Those, and runners that came back through any other answer (RLlib marks them itself).
+        restored = take_restored_actors(manager)
         self._remember_nodes(restored)
         self.counters[NUM_RUNNER_RESTORES] += len(restored)
         return restored
@@ -137,23 +155,13 @@ class RunnerRecovery:
         }
 
 
-def _actor_info(actor) -> Dict:
-    """The actor's row in the GCS actor table ({} if it cannot be read)."""
-    try:
-        from ray._private import state
-
-        return state.actors(actor._actor_id.hex()) or {}
-    except Exception:  # a diagnostic only: never fail training over it
-        return {}
-
-
 def node_of(actor) -> str:
     """The node an actor last ran on ('?' if unknown)."""
-    return (_actor_info(actor).get("Address") or {}).get("NodeID") or "?"
+    return (actor_table_row(actor).get("Address") or {}).get("NodeID") or "?"
 
 
 def _state_of(actor) -> str:
-    return _actor_info(actor).get("State", "?")
+    return actor_table_row(actor).get("State", "?")
 
 
 def runner_resources(config) -> Dict[str, float]:
@@ -163,3 +171,108 @@ def runner_resources(config) -> Dict[str, float]:
         resources["GPU"] = config.num_gpus_per_env_runner
     resources.update(config.custom_resources_per_env_runner or {})
     return resources
+
+
+class FaultTolerance:
+    """The MADDPG Algorithm's fault tolerance: lost env runners and lost learner actors.
+
+    A mixin placed before `Algorithm` in the bases; it needs the algorithm's
+    `env_runner_group`, `config`, `_counters`, `learners` and `_policies_by_id()`.
+    """
+
+    @override(Algorithm)
+    def setup(self, config) -> None:
+        super().setup(config)
+        self._recovery = RunnerRecovery(self.env_runner_group, self._counters, runner_resources(config),
+                                        probe_timeout_s=config.env_runner_health_probe_timeout_s)
+
+    def env_runners_stay_down(self) -> bool:
+        """Whether no remote env runner is healthy and none came back within
+        env_runner_wait_timeout_s (RLlib would otherwise skip the step)."""
+        return (self.env_runner_group.num_healthy_remote_workers() == 0
+                and self.config.restart_failed_env_runners and not self._wait_for_an_env_runner())
+
+    def sample_while_runners_down(self):
+        """Env steps sampled on the driver while the runners are down; None if
+        none can come back; an error that names the fix if driver sampling is off."""
+        recovery = self._recovery
+        if set(recovery.down()) <= recovery.dead:
+            # None can come back: RLlib counts failed steps and ends the run
+            # after num_consecutive_env_runner_failures_tolerance of them.
+            return None
+        if not self.config.sample_on_driver_when_runners_down:
+            raise RuntimeError(
+                f"no env runner came back within env_runner_wait_timeout_s="
+                f"{self.config.env_runner_wait_timeout_s}: {recovery.waiting_for(recovery.down())}. "
+                "Start a node with these resources (`ray start --address=<head> --resources=...`), "
+                "or set sample_on_driver_when_runners_down=True to sample on the driver meanwhile, "
+                "or raise env_runner_wait_timeout_s; `rllib train file ... --resume` continues "
+                "from the last checkpoint.")
+        # Degraded: the same lockstep sampling, in this process, until one is back.
+        batch = self.env_runner_group.local_env_runner.sample()
+        self._counters[ENV_STEPS_ON_DRIVER] += batch.env_steps()
+        return batch
+
+    def _wait_for_an_env_runner(self) -> bool:
+        """Whether an env runner is back: polls the lost ones (without blocking on
+        any) until env_runner_wait_timeout_s have passed since they went down."""
+        group, recovery = self.env_runner_group, self._recovery
+        recovery.note_health()
+        while recovery.degraded_for() <= self.config.env_runner_wait_timeout_s:
+            restored = self.restore_env_runners(group)
+            if restored:
+                on_env_runners_recreated(self, group, restored)
+            if group.num_healthy_remote_workers() > 0:
+                return True
+            if set(recovery.down()) <= recovery.dead:
+                return False
+            time.sleep(0.5)
+        return False
+
+    @override(Algorithm)
+    def restore_env_runners(self, env_runner_group) -> List[int]:
+        """RLlib's restore, with pings that never wait (RunnerRecovery)."""
+        recovery = getattr(self, "_recovery", None)
+        if recovery is None or env_runner_group is not self.env_runner_group:
+            return super().restore_env_runners(env_runner_group)
+        restored = recovery.poll()
+        if restored:
+            # As RLlib does: the restarted runners get the driver's runner state (weights).
+            self._counters["total_num_restored_workers"] += len(restored)
+            state = env_runner_group.local_env_runner.get_state()
+            for policy_state in state["policy_states"].values():
+                policy_state.pop("connector_configs", None)
+            state_ref = ray.put(state)
+            env_runner_group.foreach_env_runner(
+                lambda runner: runner.set_state(ray.get(state_ref)), remote_worker_ids=restored,
+                local_env_runner=False, timeout_seconds=self.config.env_runner_restore_timeout_s,
+            )
+        recovery.note_health()
+        return restored
+
+    @override(Algorithm)
+    def _compile_iteration_results_old_api_stack(self, **kwargs) -> Dict:
+        results = super()._compile_iteration_results_old_api_stack(**kwargs)
+        results["fault_tolerance"] = self._recovery.stats()
+        return results
+
+    def fall_back_to_local_learner(self, error: Exception) -> None:
+        """Learner actors lost (e.g. with their node): the driver learns from now on.
+
+        Data-parallel learners hold no state of their own (the driver steps).
+        Per-agent learners do: the survivors' states are pulled; a lost agent
+        keeps its current actor and its critic and optimizer state as last
+        pulled (the last checkpoint, or the start of training)."""
+        lost = []
+        if isinstance(self.learners, PerAgentLearners):
+            lost = self.learners.pull_surviving_states(self._policies_by_id())
+        nodes = sorted({node_of(actor) for actor in self.learners.actors().values()})
+        logger.error(
+            "learner actors lost (%s; they ran on node(s) %s): training goes on with the local "
+            "learner in this process%s. Restart the run with `rllib train file ... --resume` to "
+            "place learner actors again once nodes with learner_resources=%s are up.",
+            type(error).__name__, ", ".join(nodes),
+            f"; the critics of {lost} continue from their last checkpoint (or initial) state" if lost else "",
+            dict(self.config.learner_resources))
+        self._counters[NUM_LEARNER_FALLBACKS] += 1
+        self.learners = None

@@ -11,8 +11,6 @@ Runs on RLlib's old API stack (RolloutWorker + TorchPolicyV2); the config
 switches it on itself.
 """
 
-import logging
-import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -39,14 +37,11 @@ from rllib_maddpg import joint_batch
 from rllib_maddpg.core import joint as jb
 # AgentToPolicy: checkpoints written before config.py existed name it here.
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
-from rllib_maddpg.fault_tolerance import (
-    ENV_STEPS_ON_DRIVER, NUM_LEARNER_FALLBACKS, RunnerRecovery, node_of, runner_resources,
-)
+from rllib_maddpg.fault_tolerance import FaultTolerance
 from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
 from rllib_maddpg.core.replay import JointReplayBuffer
 
-logger = logging.getLogger(__name__)
 
 # Counter of env steps sampled since the last update round (checkpointed).
 STEPS_SINCE_UPDATE = "maddpg_env_steps_since_update"
@@ -81,7 +76,7 @@ def inference_quality(policy: MADDPGTorchPolicy, policies: Sequence, batch) -> D
     return stats
 
 
-class MADDPG(Algorithm):
+class MADDPG(FaultTolerance, Algorithm):
     """MADDPG (Lowe et al. 2017): decentralized actors, centralized critics.
 
     Each `training_step` samples env steps with every agent's actor, stores
@@ -90,6 +85,8 @@ class MADDPG(Algorithm):
     steps are stored. An update computes the target actions a'_j = mu'_j(o'_j)
     of every agent from its current target actor, then updates each agent's
     critic, actor and targets on the same joint minibatch.
+
+    Lost env runners and learner actors: FaultTolerance (fault_tolerance.py).
     """
 
     @classmethod
@@ -121,8 +118,7 @@ class MADDPG(Algorithm):
     @override(Algorithm)
     def setup(self, config: MADDPGConfig) -> None:
         self.agents: Sequence[jb.AgentSpec] = config._maddpg_agents
-        super().setup(config)
-        self._recovery = RunnerRecovery(self.env_runner_group, self._counters, runner_resources(config))
+        super().setup(config)  # FaultTolerance.setup, then Algorithm.setup
         # Learning on Ray actors (learners.py); None: in this process.
         self.learners = None
         if config.per_agent_learners:
@@ -142,29 +138,8 @@ class MADDPG(Algorithm):
             try:
                 self.learners.pull_states(self._policies_by_id())  # critics, optimizers
             except ray.exceptions.RayActorError as error:
-                self._fall_back_to_local_learner(error)
+                self.fall_back_to_local_learner(error)
         return super().__getstate__()
-
-    def _fall_back_to_local_learner(self, error: Exception) -> None:
-        """Learner actors lost (e.g. with their node): the driver learns from now on.
-
-        Data-parallel learners hold no state of their own (the driver steps).
-        Per-agent learners do: the survivors' states are pulled; a lost agent
-        keeps its current actor and its critic and optimizer state as last
-        pulled (the last checkpoint, or the start of training)."""
-        lost = []
-        if isinstance(self.learners, PerAgentLearners):
-            lost = self.learners.pull_surviving_states(self._policies_by_id())
-        nodes = sorted({node_of(actor) for actor in self.learners.actors().values()})
-        logger.error(
-            "learner actors lost (%s; they ran on node(s) %s): training goes on with the local "
-            "learner in this process%s. Restart the run with `rllib train file ... --resume` to "
-            "place learner actors again once nodes with learner_resources=%s are up.",
-            type(error).__name__, ", ".join(nodes),
-            f"; the critics of {lost} continue from their last checkpoint (or initial) state" if lost else "",
-            dict(self.config.learner_resources))
-        self._counters[NUM_LEARNER_FALLBACKS] += 1
-        self.learners = None
 
     @override(Algorithm)
     def __setstate__(self, state) -> None:
@@ -247,25 +222,8 @@ class MADDPG(Algorithm):
         group = self.env_runner_group
         if group.num_remote_env_runners() == 0:
             return synchronous_parallel_sample(worker_set=group, concat=True)
-        if group.num_healthy_remote_workers() == 0 and self.config.restart_failed_env_runners \
-                and not self._wait_for_an_env_runner():
-            recovery = self._recovery
-            if set(recovery.down()) <= recovery.dead:
-                # None can come back: RLlib counts failed steps and ends the run
-                # after num_consecutive_env_runner_failures_tolerance of them.
-                return None
-            if not self.config.sample_on_driver_when_runners_down:
-                raise RuntimeError(
-                    f"no env runner came back within env_runner_wait_timeout_s="
-                    f"{self.config.env_runner_wait_timeout_s}: {recovery.waiting_for(recovery.down())}. "
-                    "Start a node with these resources (`ray start --address=<head> --resources=...`), "
-                    "or set sample_on_driver_when_runners_down=True to sample on the driver meanwhile, "
-                    "or raise env_runner_wait_timeout_s; `rllib train file ... --resume` continues "
-                    "from the last checkpoint.")
-            # Degraded: the same lockstep sampling, in this process, until one is back.
-            batch = group.local_env_runner.sample()
-            self._counters[ENV_STEPS_ON_DRIVER] += batch.env_steps()
-            return batch
+        if self.env_runners_stay_down():
+            return self.sample_while_runners_down()  # fault_tolerance.py
         if not self.config.overlap_sampling_and_learning:
             return synchronous_parallel_sample(worker_set=group, concat=True)
         # Pipelined: every remote runner always has one sample() in flight, so
@@ -278,50 +236,6 @@ class MADDPG(Algorithm):
         group.foreach_env_runner_async("sample", tag="sample")
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
-
-    def _wait_for_an_env_runner(self) -> bool:
-        """Whether an env runner is back: polls the lost ones (without blocking on
-        any) until env_runner_wait_timeout_s have passed since they went down."""
-        group, recovery = self.env_runner_group, self._recovery
-        recovery.note_health()
-        while recovery.degraded_for() <= self.config.env_runner_wait_timeout_s:
-            restored = self.restore_env_runners(group)
-            if restored:
-                self._make_on_env_runners_recreated_callbacks(
-                    config=self.config, env_runner_group=group, restored_env_runner_indices=restored)
-            if group.num_healthy_remote_workers() > 0:
-                return True
-            if set(recovery.down()) <= recovery.dead:
-                return False
-            time.sleep(0.5)
-        return False
-
-    @override(Algorithm)
-    def restore_env_runners(self, env_runner_group) -> List[int]:
-        """RLlib's restore, with pings that never wait (fault_tolerance.py says why)."""
-        recovery = getattr(self, "_recovery", None)
-        if recovery is None or env_runner_group is not self.env_runner_group:
-            return super().restore_env_runners(env_runner_group)
-        restored = recovery.poll()
-        if restored:
-            # As RLlib does: the restarted runners get the driver's runner state (weights).
-            self._counters["total_num_restored_workers"] += len(restored)
-            state = env_runner_group.local_env_runner.get_state()
-            for policy_state in state["policy_states"].values():
-                policy_state.pop("connector_configs", None)
-            state_ref = ray.put(state)
-            env_runner_group.foreach_env_runner(
-                lambda runner: runner.set_state(ray.get(state_ref)), remote_worker_ids=restored,
-                local_env_runner=False, timeout_seconds=self.config.env_runner_restore_timeout_s,
-            )
-        recovery.note_health()
-        return restored
-
-    @override(Algorithm)
-    def _compile_iteration_results_old_api_stack(self, **kwargs) -> Dict:
-        results = super()._compile_iteration_results_old_api_stack(**kwargs)
-        results["fault_tolerance"] = self._recovery.stats()
-        return results
 
     def minibatch(self, policies: Sequence[MADDPGTorchPolicy]) -> Dict[str, torch.Tensor]:
         """S joint rows from D (rewards standardised if asked) with the target
@@ -376,7 +290,7 @@ class MADDPG(Algorithm):
                 )
             except ray.exceptions.RayActorError as error:
                 # This round is dropped (some agents may have updated); the next is local.
-                self._fall_back_to_local_learner(error)
+                self.fall_back_to_local_learner(error)
                 return {}
         if diagnose and not isinstance(self.learners, PerAgentLearners):
             for agent in learning:

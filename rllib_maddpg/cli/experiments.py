@@ -215,7 +215,7 @@ def resolve_trainable(run: str, where: str):
             warnings.filterwarnings("ignore", category=UserWarning, module="gymnasium")
             return get_trainable_cls(run)
     except TuneError:
-        known = ["MADDPG", *ALGORITHMS]
+        known = ["MADDPG", "GeneticMADDPG", *ALGORITHMS]
         raise UsageError(f"{where}: run: {run!r} is not a registered trainable."
                          f"{did_you_mean(run, known)} Known: {', '.join(known)}") from None
     except ImportError as e:

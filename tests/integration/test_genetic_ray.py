@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 
-import rllib_maddpg.genetic  # noqa: F401  (registers "GeneticMADDPG")
 from rllib_maddpg.genetic import GeneticMADDPGConfig, agent_policies
 
 pytestmark = pytest.mark.integration

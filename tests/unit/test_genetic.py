@@ -1,6 +1,8 @@
 """Genetic MADDPG without Ray: the sync rule on policies, the metric, the config."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -186,3 +188,17 @@ def test_resource_request_reserves_each_member_and_its_env_runners():
     request = GeneticMADDPG.default_resource_request(c)
     assert not request.head_bundle_is_empty
     assert request.bundles[0] == {"learner_node": 1.0} and len(request.bundles) == 7
+
+
+def test_genetic_is_reachable_by_name_and_attribute_without_an_import():
+    # A fresh process, so that nothing imported rllib_maddpg.genetic before.
+    code = (
+        "import sys, rllib_maddpg\n"
+        "from ray.tune.registry import get_trainable_cls\n"
+        "cls = get_trainable_cls('GeneticMADDPG')\n"
+        "import rllib_maddpg.genetic as g\n"
+        "assert cls is g.GeneticMADDPG is rllib_maddpg.GeneticMADDPG, cls\n"
+        "from rllib_maddpg import GeneticMADDPGConfig\n"
+        "assert GeneticMADDPGConfig is g.population.GeneticMADDPGConfig\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,8 +1,11 @@
-"""The package's module-level imports form no circle, and config.py names neither
-the policy nor the algorithm at import time."""
+"""The package's module-level imports form no circle, config.py names neither
+the policy nor the algorithm at import time, and `import rllib_maddpg` leaves
+the genetic subpackage out until it is used."""
 
 import ast
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -38,7 +41,7 @@ def test_no_import_circles_between_modules():
     graph = module_imports()
     # The package __init__ re-exports everything; a submodule importing a sibling
     # runs __init__ first but does not need it, so leave __init__ files out.
-    inits = {m for m in graph if any(m == f"rllib_maddpg{s}" for s in ("", ".envs"))}
+    inits = {m for m in graph if any(m == f"rllib_maddpg{s}" for s in ("", ".envs", ".genetic"))}
     graph = {m: deps - inits for m, deps in graph.items() if m not in inits}
     state = {}
 
@@ -58,3 +61,11 @@ def test_no_import_circles_between_modules():
 def test_config_imports_neither_policy_nor_algorithm():
     deps = module_imports()["rllib_maddpg.config"]
     assert not deps & {"rllib_maddpg.policy", "rllib_maddpg.maddpg"}, deps
+
+
+def test_import_rllib_maddpg_does_not_import_genetic():
+    # A fresh process: this one may have imported it already.
+    code = ("import sys, rllib_maddpg\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('rllib_maddpg.genetic'))\n"
+            "assert not loaded, loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,8 @@ rate").
 
 Here a member is a Ray actor that holds one `MADDPG` algorithm, so members
 run in parallel and can sit on different nodes (`member_resources`).
-`GeneticMADDPG` is a `ray.tune.Trainable` registered as "GeneticMADDPG": one
+`GeneticMADDPG` is a `ray.tune.Trainable` registered as "GeneticMADDPG"
+(by rllib_maddpg/__init__.py, which imports this module on first use): one
 `train()` trains every member for one MADDPG iteration, then applies the
 sync rule (`critic_sync`).
 
@@ -607,5 +608,3 @@ class GeneticMADDPG(tune.Trainable):
         for member in members:
             ray.kill(member)
 
-
-tune.register_trainable("GeneticMADDPG", GeneticMADDPG)

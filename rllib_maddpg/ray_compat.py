@@ -1,0 +1,106 @@
+"""Every private Ray name rllib_maddpg uses, in one place, each pinned by a test.
+
+Ray's private names change without notice between releases. Each function
+below wraps one, says why no public path does the job, and has a test in
+tests/unit/test_ray_compat.py that pins the behaviour relied on; after a Ray
+upgrade, that test file says what broke and this module is the one to fix.
+pyproject.toml pins Ray for this reason.
+
+Protected members of `Algorithm` that a subclass overrides or uses, as RLlib's
+own algorithms do (DQN, SAC), are listed in ALGORITHM_HOOKS and pinned by the
+same test; they cannot move here because they are part of the class.
+"""
+
+import importlib
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+# Algorithm members MADDPG overrides or reads: the hook that builds the replay
+# buffer in setup, the per-iteration results the `fault_tolerance` stats join,
+# the counters checkpointed with the algorithm, and its timers.
+ALGORITHM_HOOKS = (
+    "_create_local_replay_buffer_if_necessary",
+    "_compile_iteration_results_old_api_stack",
+    "_counters",
+    "_timers",
+)
+
+
+def env_id_and_creator(env: Any, config: AlgorithmConfig) -> Tuple[Optional[str], Callable]:
+    """(env id, creator) for `config.env` as RLlib resolves it (registered name,
+    gymnasium id, class path or class); creator(EnvContext) builds the env.
+    Private: RLlib has no public function that resolves an env specifier."""
+    return Algorithm._get_env_id_and_creator(env, config)
+
+
+def translate_config_key(key: str) -> str:
+    """The AlgorithmConfig attribute a config-dict key sets ("lambda" -> "lambda_",
+    "num_workers" -> "num_env_runners"), without deprecation warnings.
+    Private: update_from_dict does this translation internally only."""
+    return AlgorithmConfig._translate_special_keys(key, warn_deprecated=False)
+
+
+def on_env_runners_recreated(algo: Algorithm, env_runner_group, indices: List[int]) -> None:
+    """Runs the `on_env_runners_recreated` (and old `on_workers_recreated`)
+    callbacks as Algorithm.step does after its own restore. Private: the only
+    code that builds these callbacks' arguments."""
+    algo._make_on_env_runners_recreated_callbacks(
+        config=algo.config, env_runner_group=env_runner_group, restored_env_runner_indices=indices)
+
+
+def worker_manager(env_runner_group):
+    """The group's FaultTolerantActorManager. Private: EnvRunnerGroup exposes
+    neither the actor handles by id nor per-runner health; the manager's own
+    methods used on it (actors, actor_ids, is_actor_healthy, foreach_actor) are public."""
+    return env_runner_group._worker_manager
+
+
+def take_restored_actors(manager) -> List[int]:
+    """The ids the manager marked healthy again since the last call, and forgets
+    them. Private: the public probe_unhealthy_actors returns the same set but
+    first pings every runner still down and waits for the answers, which is
+    what RunnerRecovery avoids (fault_tolerance.py)."""
+    restored = list(manager._restored_actors)
+    manager._restored_actors.clear()
+    return restored
+
+
+def actor_table_row(actor) -> Dict:
+    """The actor's row in the GCS actor table ({} if it cannot be read): its
+    State ("ALIVE", "RESTARTING", "DEAD") and Address.NodeID. Private:
+    ray.util.state.get_actor needs the dashboard's state API, which a cluster
+    started with include_dashboard=False (our tests, many users) does not run."""
+    try:
+        from ray._private import state
+
+        return state.actors(actor._actor_id.hex()) or {}
+    except Exception:  # a diagnostic only: never fail training over it
+        return {}
+
+
+def _import_attribute(module: str, name: str):
+    return getattr(importlib.import_module(module), name)
+
+
+class _LazyTrainable:
+    """Pickles as "import `module` and return its `name`": what Tune's registry
+    stores (pickled) and returns on lookup, without importing `module` now."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __reduce__(self):
+        return _import_attribute, (self.module, self.name)
+
+
+def register_lazy_trainable(name: str, module: str, attribute: Optional[str] = None) -> None:
+    """Registers `module.attribute` as Tune trainable `name` without importing
+    `module`: Tune's lookup (get_trainable_cls, `tune.Tuner(name)`, YAML `run:`)
+    unpickles the registry's entry, which imports it then. Private: the public
+    register_trainable takes only the class itself; the registry stores it
+    pickled, by reference, and `_global_registry.register` is what it calls."""
+    from ray.tune.registry import TRAINABLE_CLASS, _global_registry
+
+    _global_registry.register(TRAINABLE_CLASS, name, _LazyTrainable(module, attribute or name))

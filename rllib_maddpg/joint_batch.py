@@ -6,11 +6,15 @@ The data flows like this (the row schema: core/joint.py):
    CRITIC_ACTION: its action as the critic sees it (a relaxed one-hot for
    categorical actions, [-1, 1] for Box). RLlib then calls
    `postprocess_trajectory` for each agent with the other agents' batches;
-   `attach_joint_columns` copies all agents' columns into each agent's batch,
-   after checking that rows line up (same episode, same step).
-2. Replay (driver). The per-policy batches now hold the same joint rows, so
-   `joint_rows` takes them once, from the first agent's batch, and they go
-   into one `JointReplayBuffer` row per env step.
+   for the first agent of the joint order (the row owner),
+   `attach_joint_columns` attaches every agent's columns, after checking
+   that rows line up (same episode, same step): the joint rows are made
+   once per env step, not once per agent. The other agents' hooks only
+   check their own data. The lockstep sampler then ships the joint rows as
+   a batch of their own (JOINT_ROWS) beside the policies' batches.
+2. Replay (driver). `joint_rows` takes them (from JOINT_ROWS, or from the
+   first agent's batch with RLlib's own sampler) and they go into one
+   `JointReplayBuffer` row per env step.
 3. Learning (driver). For a minibatch, `core.joint.attach_target_actions`
    computes a'_j = mu'_j(o'_j) with every agent's *current* target actor
    (never at sampling time, when the target actors were older). Each policy
@@ -29,6 +33,9 @@ from rllib_maddpg.core.joint import (  # noqa: F401  (AgentSpec: checkpoints nam
 )
 from rllib_maddpg.env_checks import check_finite, not_lockstep
 
+# The key of the joint rows in a MultiAgentBatch from the lockstep sampler.
+JOINT_ROWS = "__maddpg_joint_rows__"
+
 
 def _flat(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32).reshape(len(x), -1)
@@ -40,7 +47,8 @@ def attach_joint_columns(
     agents: Sequence[AgentSpec],
     own_index: int,
 ) -> SampleBatch:
-    """postprocess_trajectory's work: every agent's columns into agent `own_index`'s batch.
+    """postprocess_trajectory's work: agent `own_index`'s data checked and, for the
+    row owner (agent 0 of the joint order), every agent's columns attached.
 
     `other_agent_batches` maps agent id -> (policy id, policy, batch), as RLlib
     passes it. It is None while RLlib initialises a policy on a dummy batch;
@@ -48,6 +56,8 @@ def attach_joint_columns(
     """
     for column, kind in ((SampleBatch.OBS, "observation"), (SampleBatch.REWARDS, "reward")):
         check_finite(agents[own_index].agent_id, kind, batch[column], batch[SampleBatch.T])
+    if own_index != 0:
+        return batch  # the row owner's hook attaches the joint columns, once
     n = batch.count
     for k, agent in enumerate(agents):
         if k == own_index:
@@ -102,18 +112,26 @@ def _check_aligned(own: SampleBatch, other: SampleBatch, own_id, other_id) -> No
         )
 
 
+def split_joint_rows(batch: SampleBatch) -> SampleBatch:
+    """Moves the joint columns out of the row owner's postprocessed batch into a
+    batch of their own (the lockstep sampler ships it as JOINT_ROWS)."""
+    names = [name for name in batch.keys() if name.startswith("joint_")]
+    return SampleBatch({name: batch.pop(name) for name in names})
+
+
 def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str, np.ndarray]:
     """The joint replay rows of a sampled MultiAgentBatch, one per env step.
 
-    Every agent's postprocessed batch carries the same joint columns; take
-    them from the first agent's rows. A shared policy's batch holds the rows
-    of each agent of its group (AGENT_INDEX, the joint index, tells whose).
+    From the lockstep sampler: its JOINT_ROWS batch. From RLlib's own sampler:
+    the row owner's batch (agent 0's policy, unshared there). Every policy's
+    rows must be the same env steps: a shared policy's batch holds one row
+    per agent of its group.
     """
     group_size: Dict[str, int] = {}
     for agent in agents:
         group_size[agent.policy_id] = group_size.get(agent.policy_id, 0) + 1
-    first = batch.policy_batches[agents[0].policy_id]
-    steps = first.count // group_size[agents[0].policy_id]
+    rows = batch.policy_batches.get(JOINT_ROWS, batch.policy_batches[agents[0].policy_id])
+    steps = rows.count if JOINT_ROWS in batch.policy_batches else rows.count // group_size[agents[0].policy_id]
     for pid, size in group_size.items():
         count = batch.policy_batches[pid].count
         if count != steps * size:
@@ -121,7 +139,9 @@ def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str,
                 f"policy {pid!r} of {size} agent(s) sampled {count} rows where "
                 f"{steps} env steps need {steps * size}"
             )
-    if group_size[agents[0].policy_id] == 1:
-        return {name: first[name] for name in replay_columns(agents)}
-    own_rows = np.asarray(first[SampleBatch.AGENT_INDEX]) == 0
-    return {name: np.asarray(first[name])[own_rows] for name in replay_columns(agents)}
+    return {name: rows[name] for name in replay_columns(agents)}
+
+
+def agent_steps(batch: MultiAgentBatch) -> int:
+    """Agent steps of a sampled batch (its joint rows are not agent steps)."""
+    return sum(b.count for pid, b in batch.policy_batches.items() if pid != JOINT_ROWS)

@@ -192,7 +192,7 @@ class MADDPG(FaultTolerance, Algorithm):
         batch = batch.as_multi_agent()
         env_steps = batch.env_steps()
         self._counters[NUM_ENV_STEPS_SAMPLED] += env_steps
-        self._counters[NUM_AGENT_STEPS_SAMPLED] += batch.agent_steps()
+        self._counters[NUM_AGENT_STEPS_SAMPLED] += joint_batch.agent_steps(batch)
 
         # 2. Store each env step once, for all agents.
         self.local_replay_buffer.add(joint_batch.joint_rows(batch, self.agents))

@@ -21,8 +21,10 @@ terminate); an absent agent's slots are zeros (padding). With
 episode ends is an error instead (env_checks.not_lockstep).
 
 At the end of the fragment, each agent's rows become a SampleBatch and
-every policy's `postprocess_trajectory` attaches the other agents' columns
-(joint_batch.attach_joint_columns), exactly as with RLlib's sampler.
+every policy's `postprocess_trajectory` runs, exactly as with RLlib's
+sampler; the first agent's attaches every agent's columns
+(joint_batch.attach_joint_columns), which go to the driver once, as the
+JOINT_ROWS batch.
 
 Not supported here (set `use_lockstep_sampler=False` for RLlib's sampler):
 RLlib's per-episode callbacks (on_episode_start/step/end) and observation
@@ -41,6 +43,7 @@ from ray.rllib.evaluation.rollout_worker import RolloutWorker
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch, concat_samples
 from ray.rllib.utils.annotations import override
 
+from rllib_maddpg import joint_batch
 from rllib_maddpg.core import joint as jb
 from rllib_maddpg.env_checks import not_lockstep
 from rllib_maddpg.envs.spaces import obs_flattener
@@ -278,6 +281,8 @@ class LockstepSampler:
                     for j, a in enumerate(agents) if j != k
                 }
                 postprocessed.append(self.policies[k].postprocess_trajectory(batches[agents[k].agent_id], others))
+                if k == 0:  # the row owner's hook attached the joint rows: ship them once
+                    policy_batches[joint_batch.JOINT_ROWS] = joint_batch.split_joint_rows(postprocessed[-1])
             # A shared policy's batch: its agents' rows one after the other.
             policy_batches[pid] = postprocessed[0] if len(group) == 1 else concat_samples(postprocessed)
         return MultiAgentBatch(policy_batches, env_steps=int(keep.sum()))

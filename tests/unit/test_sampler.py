@@ -61,7 +61,8 @@ def test_come_and_go_rows_match_a_numpy_reference():
     # Only present agents were sent actions.
     assert envs[0].received == [[0, 1], [0, 1, 2], [0, 2], [0]]
     # The episode ended and the next one starts with agents 0 and 1 again.
-    assert sampler._present[0].tolist() == [True, True, False]
+    rows = rows_of(sampler.sample(1), config._maddpg_agents)
+    assert [rows[jb.alive_col(k)][0] for k in range(3)] == [1, 1, 0]
 
 
 def test_come_and_go_over_several_envs_and_fragments_keeps_rows_per_env_in_order():
@@ -106,9 +107,17 @@ def test_lockstep_env_rows_are_all_alive_and_unmasked():
     assert (rows[jb.obs_col(0)][:, 1:3] == rows[jb.obs_col(2)][:, 1:3]).all()
 
 
-def test_per_agent_batches_carry_alive_flags_into_every_policys_batch():
-    sampler, _, config = make_sampler(ComeAndGoEnv)
+def test_joint_rows_are_shipped_once_beside_the_agents_own_columns():
+    """Joint rows made once per env step: no policy's batch carries joint
+    columns; they travel once, as the JOINT_ROWS batch, one row per env step."""
+    sampler, _, config = make_sampler(ComeAndGoEnv, num_envs=2)
     batch = sampler.sample(4)
+    joint = batch.policy_batches[joint_batch.JOINT_ROWS]
+    assert joint.count == batch.env_steps() == 8
+    assert set(joint.keys()) == set(jb.replay_columns(config._maddpg_agents))
     for agent in config._maddpg_agents:
         pb = batch.policy_batches[agent.policy_id]
-        np.testing.assert_array_equal(pb[jb.ALIVE], pb[jb.alive_col(pb[SampleBatch.AGENT_INDEX][0])])
+        assert not [name for name in pb.keys() if name.startswith("joint_")]
+        k = int(pb[SampleBatch.AGENT_INDEX][0])
+        np.testing.assert_array_equal(pb[jb.ALIVE], joint[jb.alive_col(k)])
+    assert joint_batch.agent_steps(batch) == 3 * 8

@@ -349,3 +349,30 @@ def gradient_step(learner, name, batch, actor_batches=None):
 
     loss, info = update.LOSSES[name](learner, batch, actor_batches)
     return {**info, **update.gradient_step(learner, name, loss)}
+
+
+def random_actions(env):
+    """A random action for each agent the env has now."""
+    return {a: env.action_spaces[a].sample() for a in env.agents}
+
+
+def run_random_episode(env, max_steps=1000):
+    """Plays one episode with random actions: (steps, last obs, terminateds, truncateds)."""
+    env.reset(seed=0)
+    for t in range(1, max_steps + 1):
+        obs, rew, terms, truncs, infos = env.step(random_actions(env))
+        if terms["__all__"] or truncs["__all__"]:
+            return t, obs, terms, truncs
+    raise AssertionError("episode did not end")
+
+
+def params(module):
+    """A copy of a module's parameters (to compare after an update)."""
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(before, module):
+    """Whether a module's parameters still equal the copy `before`."""
+    import torch
+
+    return all(torch.equal(a, b) for a, b in zip(before, module.parameters()))

@@ -121,7 +121,7 @@ def test_learner_actors_run_on_the_worker_node(two_nodes, learners):
                   .reporting(min_sample_timesteps_per_iteration=1000).debugging(seed=0))
         algo = config.build_algo()
         steps = [algo.train()["num_env_steps_sampled_lifetime"] for _ in range(2)]
-        rounds = algo._counters["maddpg_num_update_rounds"]
+        rounds = algo.get_state()["counters"]["maddpg_num_update_rounds"]
         algo.stop()
         print(json.dumps({{"steps": steps, "rounds": rounds,
                           "actors": [(a["ActorClassName"], a["Address"]["NodeID"])

@@ -34,7 +34,7 @@ def test_build_and_train_updates_every_agent(ray_local):
             assert np.isfinite(stats["learner_stats"]["critic_loss"])
         assert result["num_env_steps_sampled_lifetime"] >= 500
         # The first update when D holds 300 steps, then one per 100 env steps.
-        assert algo._counters["maddpg_num_update_rounds"] == (
+        assert result["counters"]["maddpg_num_update_rounds"] == (
             (result["num_env_steps_sampled_lifetime"] - 300) // 100 + 1)
         assert set(result["env_runners"]["policy_reward_mean"]) == set(learner)
     finally:
@@ -53,7 +53,7 @@ def test_replay_rows_are_aligned_env_steps_of_all_agents(ray_local, terminate, l
     try:
         result = algo.train()
         buf = algo.local_replay_buffer
-        rows = {k: v[: len(buf)] for k, v in buf._data.items()}
+        rows = buf.get_state()["data"]
         t = rows[jb.obs_col(0)][:, 1]
         stamp = rows[jb.obs_col(0)][:, 2]
         for k in range(3):
@@ -88,7 +88,7 @@ def test_remote_env_runners_give_aligned_rows(ray_local, lockstep):
     try:
         algo.train()
         buf = algo.local_replay_buffer
-        obs = [buf._data[jb.obs_col(k)][: len(buf)] for k in range(3)]
+        obs = [buf.get_state()["data"][jb.obs_col(k)] for k in range(3)]
         for k in (1, 2):
             np.testing.assert_array_equal(obs[k][:, 1:3], obs[0][:, 1:3])
     finally:
@@ -125,10 +125,10 @@ import rllib_maddpg  # registers the envs, as a user's script would
 algo = Algorithm.from_checkpoint(sys.argv[1])
 state = {pid: algo.get_policy(pid).get_state() for pid in ["adversary_0", "agent_0", "agent_1"]}
 np.savez(sys.argv[2], **{f"{pid}/{k}": v for pid, s in state.items() for k, v in s["weights"].items()})
-out = {"counters": dict(algo._counters), "iteration": algo.iteration,
+out = {"counters": dict(algo.get_state()["counters"]), "iteration": algo.iteration,
        "adam_steps": {pid: [float(o["state"][0]["step"]) for o in s["_optimizer_variables"]] for pid, s in state.items()}}
 algo.train()  # and it keeps training
-out["after"] = dict(algo._counters)
+out["after"] = dict(algo.get_state()["counters"])
 algo.stop()
 print("RESULT " + json.dumps(out))
 """
@@ -142,7 +142,7 @@ def test_checkpoint_restores_everything_in_a_fresh_process(ray_local, tmp_path):
         checkpoint = algo.save(str(tmp_path / "ckpt")).checkpoint.path
         weights = {pid: algo.get_policy(pid).get_weights()
                    for pid in ["adversary_0", "agent_0", "agent_1"]}
-        counters = dict(algo._counters)
+        counters = dict(algo.get_state()["counters"])
     finally:
         algo.stop()
     out = subprocess.run(
@@ -207,7 +207,7 @@ def test_native_envs_as_users_write_them_train_and_act_on_raw_observations(
         assert sorted(result["info"]["learner"]) == sorted(str(a.agent_id) for a in algo.agents)
         if env_name == "DiscreteObsEnv":
             assert [a.obs_dim for a in algo.agents] == [5, 5]  # one-hot, as RLlib preprocesses
-            obs = algo.local_replay_buffer._data[jb.obs_col(1)][:10]
+            obs = algo.local_replay_buffer.get_state()["data"][jb.obs_col(1)][:10]
             np.testing.assert_array_equal(obs.sum(-1), 2.0)  # two one-hot components
         checkpoint = algo.save(str(tmp_path / "ckpt")).checkpoint.path
     finally:
@@ -287,7 +287,7 @@ def test_policy_ensemble_draws_per_episode_and_routes_rows_to_sub_buffers(ray_lo
             if buf.subset_size(jb.subpolicy_col(0), k):
                 rows = buf.sample(64, subset=(jb.subpolicy_col(0), k))
                 assert np.all(rows[jb.subpolicy_col(0)] == k)
-        assert len(np.unique(buf._data[jb.subpolicy_col(0)][: len(buf)])) == 3
+        assert len(np.unique(buf.get_state()["data"][jb.subpolicy_col(0)])) == 3
     finally:
         algo.stop()
 
@@ -354,7 +354,7 @@ def test_standardize_rewards_feeds_the_critics_buffer_standardised_rewards(ray_l
         seen = minibatch_columns_seen(algo, jb.rewards_col)
         buf = algo.local_replay_buffer
         for k in range(3):
-            held = buf._data[jb.rewards_col(k)][: len(buf)].astype(np.float64)
+            held = buf.get_state()["data"][jb.rewards_col(k)].astype(np.float64)
             raw = seen[k] * held.std() + held.mean()  # undo the standardisation
             np.testing.assert_allclose(raw, k + 0.1 * np.round((raw - k) / 0.1), atol=1e-4)
             assert abs(seen[k].mean()) < 0.3 and 0.7 < seen[k].std() < 1.3

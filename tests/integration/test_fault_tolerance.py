@@ -138,8 +138,7 @@ def test_lost_learner_actors_fall_back_to_the_local_learner(ray_local, learners)
     )
     algo = config.build_algo()
     try:
-        algo.train()
-        rounds = algo._counters["maddpg_num_update_rounds"]
+        rounds = algo.train()["counters"]["maddpg_num_update_rounds"]
         assert rounds > 0
         for actor in algo.learners.actors().values():
             ray.kill(actor)
@@ -147,7 +146,7 @@ def test_lost_learner_actors_fall_back_to_the_local_learner(ray_local, learners)
         assert algo.learners is None
         assert result["fault_tolerance"]["num_learner_fallbacks"] == 1
         result = algo.train()
-        assert algo._counters["maddpg_num_update_rounds"] > rounds + 1
+        assert result["counters"]["maddpg_num_update_rounds"] > rounds + 1
         assert all(np.isfinite(s["learner_stats"]["critic_loss"])
                    for s in result["info"]["learner"].values())
     finally:

@@ -42,8 +42,7 @@ def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local, 
               build(shared, data_parallel_learners=3, learner_resources={"CPU": 0})]
     try:
         local.train()  # fills the replay buffer
-        rows = {k: v[: len(local.local_replay_buffer)].copy()
-                for k, v in local.local_replay_buffer._data.items()}
+        rows = local.local_replay_buffer.get_state()["data"]  # a copy
         # get_weights() returns views of the live tensors: copy them.
         start = {pid: {k: v.copy() for k, v in p.get_weights().items()}
                  for pid, p in local._policies_by_id().items()}

@@ -37,7 +37,7 @@ def test_shared_team_trains_checkpoints_restores_and_acts_alone(ray_local, tmp_p
         # One joint row per env step, each agent's columns from the same step (TeamEnv's
         # observation is [k, t, stamp]), although "a" and "b" act through one policy.
         buf = algo.local_replay_buffer
-        rows = {k: v[: len(buf)] for k, v in buf._data.items()}
+        rows = buf.get_state()["data"]
         assert len(buf) == result["num_env_steps_sampled_lifetime"]
         for k in range(3):
             np.testing.assert_array_equal(rows[jb.obs_col(k)][:, 0], k)

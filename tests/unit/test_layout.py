@@ -75,9 +75,9 @@ def test_config_imports_neither_policy_nor_algorithm():
                 found.append(node.module)
             elif node.module == "rllib_maddpg":
                 found += [f"rllib_maddpg.{a.name}" for a in node.names if a.name in forbidden_names]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if node.value.startswith(forbidden_modules):
-                found.append(f"the string {node.value!r}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.startswith(forbidden_modules):
+            found.append(f"the string {node.value!r}")
     assert not found, f"config.py imports {found}: it holds configuration only"
 
 

@@ -48,10 +48,11 @@ def build(args):
         .environment("mpe/simple_spread")
         .env_runners(num_env_runners=1, num_envs_per_env_runner=4, rollout_fragment_length=25,
                      custom_resources_per_env_runner={RUNNER_RESOURCE: 1})
-        .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=1000)
+        .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=1000,
+                         env_runner_wait_timeout_s=args.wait_timeout_s)
         .reporting(min_sample_timesteps_per_iteration=args.steps_per_iteration)
         .training(num_steps_sampled_before_learning_starts=args.learning_starts,
-                  env_steps_per_update=100, env_runner_wait_timeout_s=args.wait_timeout_s)
+                  env_steps_per_update=100)
         .debugging(seed=args.seed)
     )
     return config.build_algo()

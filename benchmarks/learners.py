@@ -42,8 +42,8 @@ def measure(n_agents: int, width: int, mode: str, args) -> dict:
         MADDPGConfig()
         .environment("mpe/simple_spread", env_config={"N": n_agents})
         .training(actor_hiddens=[width, width], critic_hiddens=[width, width],
-                  learner_resources=resources, num_steps_sampled_before_learning_starts=2_000,
-                  **learners)
+                  num_steps_sampled_before_learning_starts=2_000)
+        .learners(learner_resources=resources, **learners)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=2_000)
         .debugging(seed=0)

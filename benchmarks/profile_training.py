@@ -44,9 +44,8 @@ def main():
     config = (
         MADDPGConfig()
         .environment(f"mpe/{args.env}")
-        .training(use_lockstep_sampler=args.sampler == "lockstep")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=args.envs_per_runner,
-                     rollout_fragment_length=25)
+                     rollout_fragment_length=25, use_lockstep_sampler=args.sampler == "lockstep")
         .reporting(min_sample_timesteps_per_iteration=args.steps)
         .debugging(seed=0)
     )

@@ -1,15 +1,21 @@
 """MADDPGConfig: MADDPG's settings and their checks.
 
 Every key has a default (`__init__`, the paper's or its original code's
-value), a keyword argument of `training()` with its paper symbol, and a range
-check in `validate()`; README's configuration table lists the same keys
-(tests/unit/test_config_docs.py checks that they agree). `validate()` also
+value), a keyword argument of one builder method with its paper symbol, and a
+range check in `validate()`; README's configuration table lists the same keys
+(tests/unit/test_config_docs.py checks that they agree). The algorithm's keys
+go to `training()`; the infrastructure keys go to RLlib's builder for their
+kind, as RLlib's own keys do: `env_runners()` (how samples are collected),
+`learners()` (where updates run), `fault_tolerance()` (what happens while env
+runners are down) and `framework()` (torch's threads). `training()` still
+takes those, with a deprecation warning naming the builder. `validate()` also
 reads the joint agent order and the agents of each policy from the env
 (agents.py).
 
-This module imports neither the algorithm nor the policy at import time
-(maddpg.py and policy.py import it); it names the algorithm only when a
-config is created without one.
+This module holds configuration only: it imports neither the algorithm nor
+the policy, not even inside a function (maddpg.py and policy.py import it).
+The algorithm is named by its Tune registration, "MADDPG" (build_algo looks
+it up); RLlib takes the policy class from the algorithm.
 """
 
 import difflib
@@ -19,6 +25,7 @@ import numpy as np
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.evaluation.rollout_worker import RolloutWorker
+from ray.rllib.utils import deprecation_warning
 from ray.rllib.utils.annotations import override
 from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
@@ -28,6 +35,19 @@ from rllib_maddpg.callbacks import MADDPGCallbacks
 from rllib_maddpg.core.networks import ACTIVATIONS, LAYER_INITS
 from rllib_maddpg.ray_compat import translate_config_key
 from rllib_maddpg.sampler import LockstepEnvRunner
+
+# Infrastructure keys that training() took before they moved to RLlib's builder
+# for their kind: key -> that builder. training() still accepts them (deprecated).
+MOVED_FROM_TRAINING = {
+    "use_lockstep_sampler": "env_runners",
+    "overlap_sampling_and_learning": "env_runners",
+    "per_agent_learners": "learners",
+    "data_parallel_learners": "learners",
+    "learner_resources": "learners",
+    "sample_on_driver_when_runners_down": "fault_tolerance",
+    "env_runner_wait_timeout_s": "fault_tolerance",
+    "torch_num_threads": "framework",
+}
 
 
 class MADDPGConfig(AlgorithmConfig):
@@ -50,9 +70,16 @@ class MADDPGConfig(AlgorithmConfig):
     """
 
     def __init__(self, algo_class=None):
-        if algo_class is None:
-            from rllib_maddpg.maddpg import MADDPG as algo_class  # maddpg.py imports this module
-        super().__init__(algo_class=algo_class)
+        # The registered name (rllib_maddpg/__init__.py registers "MADDPG" with
+        # Tune): build_algo() looks it up, so this module need not import
+        # maddpg.py, which imports this one.
+        super().__init__(algo_class=algo_class or "MADDPG")
+        # RLlib's validate() picks `simple_optimizer` by asking
+        # `algo_class.get_default_policy_class()`, which a registered name
+        # cannot answer. MADDPG never uses RLlib's multi-GPU train op (its
+        # training_step updates through its own learners), and RLlib would pick
+        # True anyway for a TorchPolicyV2 (not a TorchPolicy); set it here.
+        self.simple_optimizer = True
         # Old API stack: MADDPG is a TorchPolicyV2. Setting exploration_config
         # first keeps RLlib from warning that it has none to restore; MADDPG's
         # own exploration (Gaussian noise, Gumbel-Softmax) lives in the policy.
@@ -139,7 +166,6 @@ class MADDPGConfig(AlgorithmConfig):
         grad_norm_clipping_scope: Optional[str] = NotProvided,
         layer_init: Optional[str] = NotProvided,
         standardize_rewards: Optional[bool] = NotProvided,
-        torch_num_threads: Optional[int] = NotProvided,
         independent_minibatches: Optional[bool] = NotProvided,
         actor_regularization: Optional[float] = NotProvided,
         use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
@@ -151,27 +177,22 @@ class MADDPGConfig(AlgorithmConfig):
         exploration_noise_final_scale: Optional[float] = NotProvided,
         exploration_noise_anneal_timesteps: Optional[int] = NotProvided,
         store_buffer_in_checkpoints: Optional[bool] = NotProvided,
-        use_lockstep_sampler: Optional[bool] = NotProvided,
-        overlap_sampling_and_learning: Optional[bool] = NotProvided,
         infer_other_policies: Optional[Union[bool, List[str]]] = NotProvided,
         policy_inference_entropy: Optional[float] = NotProvided,
         num_subpolicies: Optional[int] = NotProvided,
         ensemble_shared_draw: Optional[List[List[str]]] = NotProvided,
         subpolicy_for_acting: Optional[int] = NotProvided,
-        per_agent_learners: Optional[bool] = NotProvided,
-        data_parallel_learners: Optional[int] = NotProvided,
-        learner_resources: Optional[Dict[str, float]] = NotProvided,
         shared_policy_agent_id: Optional[bool] = NotProvided,
         strict_lockstep: Optional[bool] = NotProvided,
-        sample_on_driver_when_runners_down: Optional[bool] = NotProvided,
-        env_runner_wait_timeout_s: Optional[float] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
 
         `gamma` (discount gamma, default 0.95) and `train_batch_size` (the
         minibatch size S drawn from D per update, default 1024) are RLlib's
-        own keys and are set here too.
+        own keys and are set here too. The infrastructure keys have their own
+        builders: `env_runners()`, `learners()`, `fault_tolerance()`,
+        `framework()`; given here, they are set, with a deprecation warning.
 
         Args:
             actor_lr: learning rate of each actor mu_i (Adam; paper: 1e-2).
@@ -208,11 +229,6 @@ class MADDPGConfig(AlgorithmConfig):
                 from D, drawn (with fresh target actions) just before its update,
                 as the original code did; False: all agents of an update round
                 share one minibatch. Local learner only.
-            torch_num_threads: torch's intra-op threads in every process that
-                builds a MADDPG policy (driver, env runners, learner actors),
-                set when the policy is built; None leaves torch's default (one
-                per core). Default 1: on 2 cores with Ray's processes busy, two
-                threads made the small updates of 2x64 MLPs 8-13x slower.
             actor_regularization: weight of the penalty mean(pre-activation^2)
                 on the actor's output in its loss (original code: 1e-3).
             use_local_critic: True to give every policy a local critic
@@ -239,14 +255,6 @@ class MADDPGConfig(AlgorithmConfig):
                 when `exploration_noise_final_scale` is set.
             store_buffer_in_checkpoints: also save the replay buffer's contents in
                 checkpoints (large: up to capacity rows).
-            use_lockstep_sampler: sample with MADDPG's lockstep sampler (all
-                sub-envs of a runner step together, one batched actor call per
-                agent per step; several times faster). False: RLlib's generic
-                sampler, which also runs RLlib's per-episode callbacks.
-            overlap_sampling_and_learning: with remote env runners, keep one
-                sample request per runner in flight while the driver learns, so
-                sampling and learning run at the same time (actors then act with
-                weights up to two fragments old). False: sample, then learn.
             infer_other_policies: policy inference (paper section 4.2): True, or
                 a list of policy IDs, whose agents learn approximations
                 mu_hat_i^j of the other agents' policies from replayed actions
@@ -266,16 +274,6 @@ class MADDPGConfig(AlgorithmConfig):
                 the policies of a group need the same K.
             subpolicy_for_acting: act with this sub-policy instead of drawing
                 one per episode (e.g. in `evaluation_config`); None draws.
-            per_agent_learners: update each agent's policy on its own Ray actor
-                (model parallel; see learners.py). The driver samples, builds
-                the joint minibatch and target actions once, and sends each
-                learner the columns its critic reads.
-            data_parallel_learners: L; with L > 1, L Ray actors compute the
-                gradients of each update on 1/L of the minibatch and the driver
-                applies their average (data parallel). 1: no replicas.
-            learner_resources: Ray resources of each learner actor (per-agent
-                learner or gradient replica), e.g. {"CPU": 1} or
-                {"CPU": 1, "GPU": 1} or a custom resource to place them on a node.
             shared_policy_agent_id: for a policy that several agents share
                 (multi_agent's policy_mapping_fn maps them to it), append the
                 one-hot of the agent's index within that group to the shared
@@ -292,6 +290,123 @@ class MADDPGConfig(AlgorithmConfig):
                 from x' is zeroed too). None (default): what the env declares
                 (its `strict_lockstep` attribute: True for `mpe/<scenario>`),
                 else False.
+
+        Returns:
+            This updated MADDPGConfig object.
+        """
+        args = dict(locals())
+        own = {k: v for k, v in args.items()
+               if k not in ("self", "kwargs", "__class__") and v is not NotProvided}
+        moved = {k: kwargs.pop(k) for k in list(kwargs) if k in MOVED_FROM_TRAINING}
+        super().training(**kwargs)
+        for key, value in own.items():
+            setattr(self, key, value)
+        if moved:
+            self._set_moved_keys(moved)
+        return self
+
+    def _set_moved_keys(self, moved: Dict[str, Any]) -> None:
+        """Sets infrastructure keys given to training() through their own
+        builders, with one deprecation warning that names them."""
+        by_builder: Dict[str, Dict[str, Any]] = {}
+        for key, value in moved.items():
+            by_builder.setdefault(MOVED_FROM_TRAINING[key], {})[key] = value
+        deprecation_warning(
+            old="MADDPGConfig.training(" + ", ".join(f"{k}=..." for k in moved) + ")",
+            new="MADDPGConfig" + "".join(
+                f".{builder}(" + ", ".join(f"{k}=..." for k in keys) + ")"
+                for builder, keys in by_builder.items()),
+            error=False,
+        )
+        for builder, keys in by_builder.items():
+            getattr(self, builder)(**keys)
+
+    @override(AlgorithmConfig)
+    def env_runners(
+        self,
+        *,
+        use_lockstep_sampler: Optional[bool] = NotProvided,
+        overlap_sampling_and_learning: Optional[bool] = NotProvided,
+        **kwargs,
+    ) -> "MADDPGConfig":
+        """Sets how MADDPG collects samples, and RLlib's env runner settings.
+
+        Args:
+            use_lockstep_sampler: sample with MADDPG's lockstep sampler (all
+                sub-envs of a runner step together, one batched actor call per
+                agent per step; several times faster). False: RLlib's generic
+                sampler, which also runs RLlib's per-episode callbacks.
+            overlap_sampling_and_learning: with remote env runners, keep one
+                sample request per runner in flight while the driver learns, so
+                sampling and learning run at the same time (actors then act with
+                weights up to two fragments old). False: sample, then learn.
+            **kwargs: RLlib's own `AlgorithmConfig.env_runners()` arguments
+                (num_env_runners, num_envs_per_env_runner, rollout_fragment_length, ...).
+
+        Returns:
+            This updated MADDPGConfig object.
+        """
+        super().env_runners(**kwargs)
+        if use_lockstep_sampler is not NotProvided:
+            self.use_lockstep_sampler = use_lockstep_sampler
+        if overlap_sampling_and_learning is not NotProvided:
+            self.overlap_sampling_and_learning = overlap_sampling_and_learning
+        return self
+
+    @override(AlgorithmConfig)
+    def learners(
+        self,
+        *,
+        per_agent_learners: Optional[bool] = NotProvided,
+        data_parallel_learners: Optional[int] = NotProvided,
+        learner_resources: Optional[Dict[str, float]] = NotProvided,
+        **kwargs,
+    ) -> "MADDPGConfig":
+        """Sets where MADDPG's updates run: on the driver (default) or on Ray
+        learner actors (learners.py, docs/learners.md).
+
+        RLlib's own `learners()` arguments (num_learners, num_gpus_per_learner,
+        ...) configure the new API stack's LearnerGroup, which MADDPG (old API
+        stack) does not use; they are still passed on to RLlib.
+
+        Args:
+            per_agent_learners: update each agent's policy on its own Ray actor
+                (model parallel; see learners.py). The driver samples, builds
+                the joint minibatch and target actions once, and sends each
+                learner the columns its critic reads.
+            data_parallel_learners: L; with L > 1, L Ray actors compute the
+                gradients of each update on 1/L of the minibatch and the driver
+                applies their average (data parallel). 1: no replicas.
+            learner_resources: Ray resources of each learner actor (per-agent
+                learner or gradient replica), e.g. {"CPU": 1} or
+                {"CPU": 1, "GPU": 1} or a custom resource to place them on a node.
+            **kwargs: RLlib's own `AlgorithmConfig.learners()` arguments.
+
+        Returns:
+            This updated MADDPGConfig object.
+        """
+        super().learners(**kwargs)
+        if per_agent_learners is not NotProvided:
+            self.per_agent_learners = per_agent_learners
+        if data_parallel_learners is not NotProvided:
+            self.data_parallel_learners = data_parallel_learners
+        if learner_resources is not NotProvided:
+            self.learner_resources = learner_resources
+        return self
+
+    @override(AlgorithmConfig)
+    def fault_tolerance(
+        self,
+        *,
+        sample_on_driver_when_runners_down: Optional[bool] = NotProvided,
+        env_runner_wait_timeout_s: Optional[float] = NotProvided,
+        **kwargs,
+    ) -> "MADDPGConfig":
+        """Sets what a training step does while no remote env runner is healthy
+        (fault_tolerance.py, docs/fault_tolerance.md), and RLlib's own fault
+        tolerance settings.
+
+        Args:
             sample_on_driver_when_runners_down: with remote env runners and
                 `restart_failed_env_runners`, when none of them has been
                 healthy for `env_runner_wait_timeout_s` (e.g. their node is
@@ -302,14 +417,49 @@ class MADDPGConfig(AlgorithmConfig):
             env_runner_wait_timeout_s: how long (seconds) training waits,
                 polling, for a lost env runner to come back (a crashed process
                 restarts in seconds) before the above. > 0.
+            **kwargs: RLlib's own `AlgorithmConfig.fault_tolerance()` arguments
+                (restart_failed_env_runners, max_num_env_runner_restarts, ...).
 
         Returns:
             This updated MADDPGConfig object.
         """
-        super().training(**kwargs)
-        for key, value in dict(locals()).items():
-            if key not in ("self", "kwargs", "__class__") and value is not NotProvided:
-                setattr(self, key, value)
+        super().fault_tolerance(**kwargs)
+        if sample_on_driver_when_runners_down is not NotProvided:
+            self.sample_on_driver_when_runners_down = sample_on_driver_when_runners_down
+        if env_runner_wait_timeout_s is not NotProvided:
+            self.env_runner_wait_timeout_s = env_runner_wait_timeout_s
+        return self
+
+    @override(AlgorithmConfig)
+    def framework(
+        self,
+        framework: Optional[str] = NotProvided,
+        *,
+        torch_num_threads: Optional[int] = NotProvided,
+        **kwargs,
+    ) -> "MADDPGConfig":
+        """Sets torch's threads per process, and RLlib's own framework settings.
+
+        Here, not in `resources()`: `resources()` asks Ray's scheduler for CPUs
+        and GPUs, while this sets how each process uses its CPUs, as RLlib's
+        `framework(tf_session_args={"intra_op_parallelism_threads": ...})`
+        does for TF and the `torch_*` arguments of `framework()` do for torch.
+
+        Args:
+            torch_num_threads: torch's intra-op threads in every process that
+                builds a MADDPG policy (driver, env runners, learner actors),
+                set when the policy is built; None leaves torch's default (one
+                per core). Default 1: on 2 cores with Ray's processes busy, two
+                threads made the small updates of 2x64 MLPs 8-13x slower.
+            **kwargs: RLlib's own `AlgorithmConfig.framework()` arguments. MADDPG
+                is PyTorch only (validate() refuses another framework).
+
+        Returns:
+            This updated MADDPGConfig object.
+        """
+        super().framework(framework, **kwargs)
+        if torch_num_threads is not NotProvided:
+            self.torch_num_threads = torch_num_threads
         return self
 
     @override(AlgorithmConfig)
@@ -342,8 +492,9 @@ class MADDPGConfig(AlgorithmConfig):
         close = difflib.get_close_matches(key, known, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
-            f"unknown MADDPG config key {key!r}.{hint} See MADDPGConfig.training() "
-            "for MADDPG's keys and AlgorithmConfig for RLlib's."
+            f"unknown MADDPG config key {key!r}.{hint} See MADDPGConfig.training(), "
+            ".env_runners(), .learners(), .fault_tolerance() and .framework() for MADDPG's "
+            "keys and AlgorithmConfig for RLlib's."
         )
 
     @override(AlgorithmConfig)
@@ -358,6 +509,13 @@ class MADDPGConfig(AlgorithmConfig):
             raise ValueError(
                 f"MADDPG is PyTorch only, got framework={self.framework_str!r}: "
                 "remove `framework` from your config."
+            )
+        if self.ignore_final_observation:
+            # Checked here: RLlib's own check reads `algo_class.__name__`, and
+            # algo_class is the registered name "MADDPG" (a str).
+            raise ValueError(
+                "MADDPG does not read `ignore_final_observation` (RLlib's offline "
+                "data on the new API stack): remove it from your config."
             )
         super().validate()
         self._validate_maddpg_keys()

@@ -116,8 +116,8 @@ def test_learner_actors_run_on_the_worker_node(two_nodes, learners):
         from ray._private import state
         from rllib_maddpg import MADDPGConfig
         config = (MADDPGConfig().environment("mpe/simple_spread")
-                  .training(num_steps_sampled_before_learning_starts=500, train_batch_size=64,
-                            learner_resources={{"CPU": 0.5, "env_runner_node": 0.01}}, **{learners!r})
+                  .training(num_steps_sampled_before_learning_starts=500, train_batch_size=64)
+                  .learners(learner_resources={{"CPU": 0.5, "env_runner_node": 0.01}}, **{learners!r})
                   .reporting(min_sample_timesteps_per_iteration=1000).debugging(seed=0))
         algo = config.build_algo()
         steps = [algo.train()["num_env_steps_sampled_lifetime"] for _ in range(2)]

@@ -46,8 +46,8 @@ def test_training_goes_on_after_the_env_runner_is_killed(ray_local, overlap):
         .environment("mpe/simple_spread")
         .env_runners(num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=STEPS_PER_ITERATION)
-        .training(num_steps_sampled_before_learning_starts=200, train_batch_size=32,
-                  overlap_sampling_and_learning=overlap)
+        .env_runners(overlap_sampling_and_learning=overlap)
+        .training(num_steps_sampled_before_learning_starts=200, train_batch_size=32)
         .update_from_dict(tuned_fault_tolerance())
     )
     assert config.restart_failed_env_runners
@@ -133,8 +133,8 @@ def test_lost_learner_actors_fall_back_to_the_local_learner(ray_local, learners)
         .environment("mpe/simple_spread")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=STEPS_PER_ITERATION)
-        .training(num_steps_sampled_before_learning_starts=200, train_batch_size=32,
-                  learner_resources={"CPU": 0.5}, **learners)
+        .training(num_steps_sampled_before_learning_starts=200, train_batch_size=32)
+        .learners(learner_resources={"CPU": 0.5}, **learners)
     )
     algo = config.build_algo()
     try:

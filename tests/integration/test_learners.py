@@ -17,7 +17,8 @@ def build(shared=False, **learners):
         MADDPGConfig().environment("mpe/simple_spread")
         .multi_agent(**({"policies": {"team", "agent_2"}, "policy_mapping_fn": shared_mapping} if shared else {}))
         .training(simplex_box_actions=False, train_batch_size=96,
-                  num_steps_sampled_before_learning_starts=10**6, shared_policy_agent_id=shared, **learners)
+                  num_steps_sampled_before_learning_starts=10**6, shared_policy_agent_id=shared)
+        .learners(**learners)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=200)
         .debugging(seed=0)
@@ -77,7 +78,8 @@ def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local, 
 ], ids=["per_agent", "data_parallel"])
 def test_training_with_remote_learners(ray_local, learners, tmp_path):
     config = (MADDPGConfig().environment("mpe/simple_adversary")
-              .training(num_steps_sampled_before_learning_starts=300, train_batch_size=64, **learners)
+              .training(num_steps_sampled_before_learning_starts=300, train_batch_size=64)
+              .learners(**learners)
               .reporting(min_sample_timesteps_per_iteration=500).debugging(seed=0))
     algo = config.build_algo()
     try:
@@ -96,5 +98,5 @@ def test_training_with_remote_learners(ray_local, learners, tmp_path):
 
 def test_both_learner_kinds_at_once_are_refused():
     with pytest.raises(ValueError, match="not both"):
-        MADDPGConfig().environment("mpe/simple").training(
+        MADDPGConfig().environment("mpe/simple").learners(
             per_agent_learners=True, data_parallel_learners=2).validate()

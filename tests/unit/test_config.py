@@ -31,12 +31,88 @@ def test_training_builder_sets_every_key():
     assert c.use_local_critic == ["a"] and c.gumbel_softmax_hard is True
 
 
+def test_infrastructure_builders_set_their_keys_and_pass_rllibs_on():
+    c = (MADDPGConfig()
+         .env_runners(use_lockstep_sampler=False, overlap_sampling_and_learning=False, num_env_runners=2)
+         .learners(per_agent_learners=True, data_parallel_learners=1, learner_resources={"CPU": 0.5},
+                   num_learners=0)
+         .fault_tolerance(sample_on_driver_when_runners_down=False, env_runner_wait_timeout_s=5.0,
+                          restart_failed_env_runners=False)
+         .framework("torch", torch_num_threads=2))
+    assert (c.use_lockstep_sampler, c.overlap_sampling_and_learning, c.num_env_runners) == (False, False, 2)
+    assert (c.per_agent_learners, c.data_parallel_learners, c.learner_resources, c.num_learners) == (
+        True, 1, {"CPU": 0.5}, 0)
+    assert (c.sample_on_driver_when_runners_down, c.env_runner_wait_timeout_s,
+            c.restart_failed_env_runners) == (False, 5.0, False)
+    assert (c.torch_num_threads, c.framework_str) == (2, "torch")
+    # Given nothing of MADDPG's, each builder leaves MADDPG's keys at their defaults.
+    d = MADDPGConfig().env_runners(num_env_runners=1).learners().fault_tolerance().framework()
+    assert (d.use_lockstep_sampler, d.per_agent_learners, d.env_runner_wait_timeout_s,
+            d.torch_num_threads) == (True, False, 60.0, 1)
+
+
+@pytest.fixture
+def deprecations():
+    """Messages of RLlib's deprecation_warning. It logs under the "ray" logger,
+    which does not propagate to the root logger, so caplog misses them."""
+    import logging
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    handler.addFilter(lambda record: "DeprecationWarning" in record.getMessage())
+    logging.getLogger("ray").addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logging.getLogger("ray").removeHandler(handler)
+
+
+def test_old_infrastructure_keys_in_training_still_work_with_one_deprecation(deprecations):
+    c = MADDPGConfig().training(per_agent_learners=True, actor_lr=0.1)
+    assert c.per_agent_learners is True and c.actor_lr == 0.1
+    assert len(deprecations) == 1 and "learners(per_agent_learners=" in deprecations[0], deprecations
+    assert "training(per_agent_learners=" in deprecations[0]
+    deprecations.clear()
+    c = MADDPGConfig().training(use_lockstep_sampler=False, env_runner_wait_timeout_s=5.0,
+                                torch_num_threads=None, learner_resources={"CPU": 0})
+    assert (c.use_lockstep_sampler, c.env_runner_wait_timeout_s, c.torch_num_threads,
+            c.learner_resources) == (False, 5.0, None, {"CPU": 0})
+    assert len(deprecations) == 1, deprecations
+    for call in ("env_runners(use_lockstep_sampler=", "fault_tolerance(env_runner_wait_timeout_s=",
+                 "framework(torch_num_threads=", "learners(learner_resources="):
+        assert call in deprecations[0], (call, deprecations[0])
+
+
+def test_config_dicts_take_the_moved_keys_unchanged_and_without_warnings(deprecations):
+    # YAML `config:` dicts, Tune param spaces and checkpoints are flat dicts.
+    c = MADDPGConfig().update_from_dict({"per_agent_learners": True, "use_lockstep_sampler": False,
+                                         "env_runner_wait_timeout_s": 5.0, "torch_num_threads": 2})
+    assert (c.per_agent_learners, c.use_lockstep_sampler, c.env_runner_wait_timeout_s,
+            c.torch_num_threads) == (True, False, 5.0, 2)
+    assert deprecations == []
+    again = MADDPGConfig().update_from_dict(c.to_dict())
+    assert (again.per_agent_learners, again.use_lockstep_sampler) == (True, False)
+
+
+def test_the_algorithm_is_named_by_its_registration():
+    from ray.tune.registry import get_trainable_cls
+
+    from rllib_maddpg import MADDPG
+
+    c = MADDPGConfig()
+    assert c.algo_class == "MADDPG" and get_trainable_cls(c.algo_class) is MADDPG
+    assert MADDPGConfig(algo_class=MADDPG).algo_class is MADDPG
+    # RLlib would ask algo_class for its policy class to pick this; MADDPG sets it.
+    assert c.simple_optimizer is True
+
+
 def test_unknown_key_is_rejected_by_name_with_a_suggestion():
     with pytest.raises(ValueError, match=r"'actor_lrr'.*'actor_lr'"):
         MADDPGConfig().update_from_dict({"actor_lrr": 0.1})
 
 
-# For every key of MADDPGConfig.training(): settings that validate() must refuse,
+# For every MADDPG key (training() and the infrastructure builders): settings that validate() must refuse,
 # naming the key (test_config_docs checks that no key is missing here).
 BAD_VALUES = {
     "actor_lr": [-1.0], "critic_lr": [0], "tau": [0.0, 1.5], "gamma": [1.2],
@@ -72,7 +148,8 @@ def test_out_of_range_values_name_the_key(key, value):
         config.validate()
 
 
-@pytest.mark.parametrize("key, value, fix", [("lr", 0.1, "actor_lr"), ("grad_clip", 1.0, "grad_norm_clipping")])
+@pytest.mark.parametrize("key, value, fix", [("lr", 0.1, "actor_lr"), ("grad_clip", 1.0, "grad_norm_clipping"),
+                                             ("ignore_final_observation", True, "remove it")])
 def test_rllib_keys_maddpg_does_not_read_are_refused(key, value, fix):
     config = MADDPGConfig().environment(StampEnv).update_from_dict({key: value})
     with pytest.raises(ValueError, match=fix):

@@ -1,6 +1,6 @@
-"""The package's module-level imports form no circle, config.py names neither
-the policy nor the algorithm at import time, and `import rllib_maddpg` leaves
-the genetic subpackage out until it is used."""
+"""The package's module-level imports form no circle, config.py imports
+neither the policy nor the algorithm anywhere (not even inside a function), and
+`import rllib_maddpg` leaves the genetic subpackage out until it is used."""
 
 import ast
 import os
@@ -59,8 +59,26 @@ def test_no_import_circles_between_modules():
 
 
 def test_config_imports_neither_policy_nor_algorithm():
-    deps = module_imports()["rllib_maddpg.config"]
-    assert not deps & {"rllib_maddpg.policy", "rllib_maddpg.maddpg"}, deps
+    # Every import in config.py, inside functions and classes too (ast.walk), in
+    # any spelling: `import rllib_maddpg.maddpg`, `from rllib_maddpg.policy import ...`,
+    # `from rllib_maddpg import MADDPG`, or a module name handed to importlib.
+    forbidden_modules = ("rllib_maddpg.policy", "rllib_maddpg.maddpg")
+    forbidden_names = {"MADDPG", "MADDPGTorchPolicy", "policy", "maddpg"}
+    with open(os.path.join(PACKAGE, "config.py")) as f:
+        tree = ast.parse(f.read())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith(forbidden_modules)]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith(forbidden_modules):
+                found.append(node.module)
+            elif node.module == "rllib_maddpg":
+                found += [f"rllib_maddpg.{a.name}" for a in node.names if a.name in forbidden_names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.startswith(forbidden_modules):
+            found.append(f"the string {node.value!r}")
+    assert not found, f"config.py imports {found}: it holds configuration only"
 
 
 def test_import_rllib_maddpg_does_not_import_genetic():

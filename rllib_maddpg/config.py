@@ -294,16 +294,20 @@ class MADDPGConfig(AlgorithmConfig):
         Returns:
             This updated MADDPGConfig object.
         """
-        args = dict(locals())
-        own = {k: v for k, v in args.items()
-               if k not in ("self", "kwargs", "__class__") and v is not NotProvided}
+        own = dict(locals())
         moved = {k: kwargs.pop(k) for k in list(kwargs) if k in MOVED_FROM_TRAINING}
         super().training(**kwargs)
-        for key, value in own.items():
-            setattr(self, key, value)
+        self._set_given(own)
         if moved:
             self._set_moved_keys(moved)
         return self
+
+    def _set_given(self, args: Dict[str, Any]) -> None:
+        """Sets MADDPG's keys that a builder method was given (its locals(): the
+        keyword arguments it names, not RLlib's **kwargs)."""
+        for key, value in args.items():
+            if key not in ("self", "kwargs", "__class__", "framework") and value is not NotProvided:
+                setattr(self, key, value)
 
     def _set_moved_keys(self, moved: Dict[str, Any]) -> None:
         """Sets infrastructure keys given to training() through their own
@@ -346,11 +350,9 @@ class MADDPGConfig(AlgorithmConfig):
         Returns:
             This updated MADDPGConfig object.
         """
+        own = dict(locals())
         super().env_runners(**kwargs)
-        if use_lockstep_sampler is not NotProvided:
-            self.use_lockstep_sampler = use_lockstep_sampler
-        if overlap_sampling_and_learning is not NotProvided:
-            self.overlap_sampling_and_learning = overlap_sampling_and_learning
+        self._set_given(own)
         return self
 
     @override(AlgorithmConfig)
@@ -385,13 +387,9 @@ class MADDPGConfig(AlgorithmConfig):
         Returns:
             This updated MADDPGConfig object.
         """
+        own = dict(locals())
         super().learners(**kwargs)
-        if per_agent_learners is not NotProvided:
-            self.per_agent_learners = per_agent_learners
-        if data_parallel_learners is not NotProvided:
-            self.data_parallel_learners = data_parallel_learners
-        if learner_resources is not NotProvided:
-            self.learner_resources = learner_resources
+        self._set_given(own)
         return self
 
     @override(AlgorithmConfig)
@@ -423,11 +421,9 @@ class MADDPGConfig(AlgorithmConfig):
         Returns:
             This updated MADDPGConfig object.
         """
+        own = dict(locals())
         super().fault_tolerance(**kwargs)
-        if sample_on_driver_when_runners_down is not NotProvided:
-            self.sample_on_driver_when_runners_down = sample_on_driver_when_runners_down
-        if env_runner_wait_timeout_s is not NotProvided:
-            self.env_runner_wait_timeout_s = env_runner_wait_timeout_s
+        self._set_given(own)
         return self
 
     @override(AlgorithmConfig)
@@ -457,9 +453,9 @@ class MADDPGConfig(AlgorithmConfig):
         Returns:
             This updated MADDPGConfig object.
         """
+        own = dict(locals())
         super().framework(framework, **kwargs)
-        if torch_num_threads is not NotProvided:
-            self.torch_num_threads = torch_num_threads
+        self._set_given(own)
         return self
 
     @override(AlgorithmConfig)

@@ -120,8 +120,9 @@ def test_learner_actors_run_on_the_worker_node(two_nodes, learners):
                   .learners(learner_resources={{"CPU": 0.5, "env_runner_node": 0.01}}, **{learners!r})
                   .reporting(min_sample_timesteps_per_iteration=1000).debugging(seed=0))
         algo = config.build_algo()
-        steps = [algo.train()["num_env_steps_sampled_lifetime"] for _ in range(2)]
-        rounds = algo.get_state()["counters"]["maddpg_num_update_rounds"]
+        results = [algo.train() for _ in range(2)]
+        steps = [r["num_env_steps_sampled_lifetime"] for r in results]
+        rounds = results[-1]["counters"]["maddpg_num_update_rounds"]
         algo.stop()
         print(json.dumps({{"steps": steps, "rounds": rounds,
                           "actors": [(a["ActorClassName"], a["Address"]["NodeID"])

@@ -125,10 +125,10 @@ import rllib_maddpg  # registers the envs, as a user's script would
 algo = Algorithm.from_checkpoint(sys.argv[1])
 state = {pid: algo.get_policy(pid).get_state() for pid in ["adversary_0", "agent_0", "agent_1"]}
 np.savez(sys.argv[2], **{f"{pid}/{k}": v for pid, s in state.items() for k, v in s["weights"].items()})
-out = {"counters": dict(algo.get_state()["counters"]), "iteration": algo.iteration,
+out = {"counters": dict(algo.__getstate__()["counters"]), "iteration": algo.iteration,
        "adam_steps": {pid: [float(o["state"][0]["step"]) for o in s["_optimizer_variables"]] for pid, s in state.items()}}
 algo.train()  # and it keeps training
-out["after"] = dict(algo.get_state()["counters"])
+out["after"] = dict(algo.__getstate__()["counters"])
 algo.stop()
 print("RESULT " + json.dumps(out))
 """
@@ -142,7 +142,7 @@ def test_checkpoint_restores_everything_in_a_fresh_process(ray_local, tmp_path):
         checkpoint = algo.save(str(tmp_path / "ckpt")).checkpoint.path
         weights = {pid: algo.get_policy(pid).get_weights()
                    for pid in ["adversary_0", "agent_0", "agent_1"]}
-        counters = dict(algo.get_state()["counters"])
+        counters = dict(algo.__getstate__()["counters"])  # the state a checkpoint saves
     finally:
         algo.stop()
     out = subprocess.run(

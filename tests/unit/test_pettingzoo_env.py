@@ -150,29 +150,24 @@ def test_wrapper_seed_render_close_pass_through():
     assert fake.closed
 
 
-def test_wrapper_all_terminated_sets_terminated_all():
-    def terminate_at_2(t, obs, rewards, terms, truncs):
+@pytest.mark.parametrize("ends, terms_expected, truncs_expected", [
+    # every agent terminates: "__all__" terminated
+    ({"a": "terms", "b": "terms"}, {"a": True, "b": True, "__all__": True},
+     {"a": False, "b": False, "__all__": False}),
+    # one terminates, one is truncated: "__all__" truncated (targets still bootstrap), own flags kept
+    ({"a": "terms", "b": "truncs"}, {"a": True, "b": False, "__all__": False},
+     {"a": False, "b": True, "__all__": True}),
+], ids=["all_terminated", "mixed_end"])
+def test_wrapper_sets_exactly_one_all_flag_at_the_end(ends, terms_expected, truncs_expected):
+    def end_at_2(t, obs, rewards, terms, truncs):
         if t == 2:
-            terms.update(a=True, b=True)
+            for agent, flags in ends.items():
+                {"terms": terms, "truncs": truncs}[flags][agent] = True
 
-    env = PettingZooMultiAgentEnv(FakeParallelEnv(on_step=terminate_at_2))
+    env = PettingZooMultiAgentEnv(FakeParallelEnv(on_step=end_at_2))
     steps, _, terms, truncs = run_random_episode(env)
     assert steps == 2
-    assert terms == {"a": True, "b": True, "__all__": True}
-    assert truncs == {"a": False, "b": False, "__all__": False}
-
-
-def test_wrapper_mixed_end_sets_truncated_all_and_keeps_agent_flags():
-    def mixed_at_2(t, obs, rewards, terms, truncs):
-        if t == 2:
-            terms["a"] = True
-            truncs["b"] = True
-
-    env = PettingZooMultiAgentEnv(FakeParallelEnv(on_step=mixed_at_2))
-    steps, _, terms, truncs = run_random_episode(env)
-    assert steps == 2
-    assert terms == {"a": True, "b": False, "__all__": False}
-    assert truncs == {"a": False, "b": True, "__all__": True}
+    assert terms == terms_expected and truncs == truncs_expected
 
 
 def test_wrapper_step_after_episode_end_asks_for_reset():

@@ -136,6 +136,11 @@ class MADDPGConfig(AlgorithmConfig):
         self.learner_resources = {"CPU": 1}
         self.shared_policy_agent_id = False
         self.strict_lockstep = None
+        # MATD3 (Ackermann et al. 2019), off by default: MADDPG as in the paper.
+        self.twin_critics = False
+        self.target_action_noise = 0.0
+        self.target_action_noise_clip = 0.5
+        self.actor_update_delay = 1
         # Fault tolerance (fault_tolerance.py): what a training step does while
         # no remote env runner is healthy (e.g. their node is lost).
         self.sample_on_driver_when_runners_down = True
@@ -184,6 +189,10 @@ class MADDPGConfig(AlgorithmConfig):
         subpolicy_for_acting: Optional[int] = NotProvided,
         shared_policy_agent_id: Optional[bool] = NotProvided,
         strict_lockstep: Optional[bool] = NotProvided,
+        twin_critics: Optional[bool] = NotProvided,
+        target_action_noise: Optional[float] = NotProvided,
+        target_action_noise_clip: Optional[float] = NotProvided,
+        actor_update_delay: Optional[int] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets MADDPG's training settings.
@@ -193,6 +202,13 @@ class MADDPGConfig(AlgorithmConfig):
         own keys and are set here too. The infrastructure keys have their own
         builders: `env_runners()`, `learners()`, `fault_tolerance()`,
         `framework()`; given here, they are set, with a deprecation warning.
+
+        MATD3 (Ackermann et al. 2019, "Reducing Overestimation Bias in
+        Multi-Agent Domains Using Double Centralized Critics") is
+        `training(twin_critics=True, target_action_noise=0.2,
+        actor_update_delay=2)`: MADDPG with TD3's twin critics, target policy
+        smoothing and delayed policy updates (core/update.py). Each of the
+        three keys also works alone.
 
         Args:
             actor_lr: learning rate of each actor mu_i (Adam; paper: 1e-2).
@@ -290,6 +306,21 @@ class MADDPGConfig(AlgorithmConfig):
                 from x' is zeroed too). None (default): what the env declares
                 (its `strict_lockstep` attribute: True for `mpe/<scenario>`),
                 else False.
+            twin_critics: MATD3's double centralized critics: each agent i has
+                two critics Q^1_i, Q^2_i (and targets), both regressed on
+                y_i = r_i + gamma (1 - d_i) min(Q^1'_i(x', a'), Q^2'_i(x', a'))
+                with one optimizer; the actor ascends Q^1_i. False: MADDPG's
+                one critic.
+            target_action_noise: sigma of MATD3's target policy smoothing:
+                a'_j = clip(mu'_j(o'_j) + clip(N(0, sigma^2), -c, c), -1, 1)
+                in the critic's [-1, 1] scale (MATD3: 0.2). Box (tanh) actions
+                only: a Gumbel-Softmax target action is already a sample
+                (`gumbel_target_noise`) and is left as it is. 0: off. >= 0.
+            target_action_noise_clip: c, the bound on that noise (TD3: 0.5). > 0.
+            actor_update_delay: d: the actor mu_i and the target networks are
+                updated every d-th critic update of agent i (MATD3: 2), the
+                critic every update. Counted by the policy's `num_grad_updates`,
+                which checkpoints keep. 1: every update (MADDPG). >= 1.
 
         Returns:
             This updated MADDPGConfig object.
@@ -607,6 +638,16 @@ class MADDPGConfig(AlgorithmConfig):
         check(isinstance(self.env_runner_wait_timeout_s, (int, float)) and self.env_runner_wait_timeout_s > 0,
               "env_runner_wait_timeout_s", "use a number of seconds > 0")
         check(self.exploration_noise_scale >= 0, "exploration_noise_scale", "use a number >= 0")
+        check(isinstance(self.twin_critics, bool), "twin_critics", "use True or False")
+        check(isinstance(self.target_action_noise, (int, float)) and not isinstance(self.target_action_noise, bool)
+              and self.target_action_noise >= 0,
+              "target_action_noise", "use a number >= 0 (0: no target policy smoothing; MATD3: 0.2)")
+        check(isinstance(self.target_action_noise_clip, (int, float))
+              and not isinstance(self.target_action_noise_clip, bool) and self.target_action_noise_clip > 0,
+              "target_action_noise_clip", "use a number > 0 (TD3: 0.5)")
+        check(isinstance(self.actor_update_delay, (int, np.integer)) and not isinstance(self.actor_update_delay, bool)
+              and self.actor_update_delay >= 1,
+              "actor_update_delay", "use an integer >= 1 (1: every update; MATD3: 2)")
         if self.exploration_noise_final_scale is not None:
             check(self.exploration_noise_final_scale >= 0,
                   "exploration_noise_final_scale", "use a number >= 0, or None")

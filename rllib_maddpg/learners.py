@@ -20,7 +20,9 @@ an update (inference, critic, actor, in that order) the driver sends the
 current weights and one shard of the minibatch to each replica, which returns
 the gradient of its shard's mean loss; the driver averages them, weighted by
 shard size (the gradient of the whole minibatch's mean loss), clips and
-steps, as the single learner does. With deterministic actions (Box heads)
+steps, as the single learner does (MATD3's options too: the twin critics
+are one "critic" phase, and a policy whose actor update is delayed skips the
+actor phase and the target update). With deterministic actions (Box heads)
 this matches the single learner up to floating point; Gumbel-Softmax
 samples differ in their noise, not their distribution.
 """
@@ -187,7 +189,11 @@ class DataParallelLearners:
             for lo, hi in zip(bounds[:-1], bounds[1:])
         ]
         stats = {pid: {} for pid in by_id}
+        # actor_update_delay: which policies step their actors and targets this round.
+        due = {pid: update.actor_update_due(p) for pid, p in by_id.items()}
         for phase in update.LOSSES:  # inference, critic, actor: Algorithm 1's order
+            if phase == "actor" and not any(due.values()):
+                continue
             weights = ray.put({pid: {k: v.detach().numpy() for k, v in p.model.state_dict().items()}
                                for pid, p in by_id.items()})
             grads = ray.get([
@@ -195,7 +201,7 @@ class DataParallelLearners:
                 for r, shard, actor_shard in zip(self.replicas, shards, actor_shards)
             ])
             for pid, policy in by_id.items():
-                if pid not in grads[0]:
+                if pid not in grads[0] or (phase == "actor" and not due[pid]):
                     continue
                 policy.optimizers[phase].zero_grad(set_to_none=True)
                 for n, param in enumerate(_flat_params(policy, phase)):
@@ -206,8 +212,9 @@ class DataParallelLearners:
                 # The minibatch's mean loss is the size-weighted mean of the shards'.
                 stats[pid][f"{phase}_loss"] = float(sum(w * g[pid][1] for w, g in zip(weights_of_shard, grads)))
                 stats[pid][f"{phase}_grad_norm"] = update.apply_gradients(policy, phase)
-        for policy in by_id.values():
-            update.soft_update_targets(policy)
+        for pid, policy in by_id.items():
+            if due[pid]:
+                update.soft_update_targets(policy)
             policy.num_grad_updates += 1
         return {pid: {"learner_stats": s} for pid, s in stats.items()}
 

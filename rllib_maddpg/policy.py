@@ -155,6 +155,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
                 self.agents[k].categorical_segments, cfg["actor_hiddens"],
                 cfg["actor_hidden_activation"], cfg["gumbel_softmax_temperature"],
                 cfg["gumbel_softmax_hard"], cfg["layer_init"], cfg["gumbel_target_noise"],
+                (cfg["target_action_noise"], cfg["target_action_noise_clip"]),
             )
             for k in self.inferred_agents
         }
@@ -173,6 +174,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             approximators=approximators,
             num_subpolicies=self.num_subpolicies,
             layer_init=cfg["layer_init"],
+            twin_critics=cfg["twin_critics"],
         )
 
     @override(TorchPolicyV2)
@@ -181,7 +183,9 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         # is a Python loop over them, a tenth of an update round here).
         optimizers = [
             torch.optim.Adam(self.model.actors.parameters(), lr=self.config["actor_lr"], foreach=True),
-            torch.optim.Adam(self.model.critic.parameters(), lr=self.config["critic_lr"], foreach=True),
+            # One optimizer for Q_i, or for both of MATD3's twin critics (their loss is a sum).
+            torch.optim.Adam([p for critic in self.model.critics for p in critic.parameters()],
+                             lr=self.config["critic_lr"], foreach=True),
         ]
         if self.inferred_agents:  # the approximations learn at the actor's rate
             optimizers.append(torch.optim.Adam(
@@ -268,16 +272,24 @@ class MADDPGTorchPolicy(TorchPolicyV2):
             renamed[key] = value
         super().set_weights(renamed)
 
+    @override(TorchPolicyV2)
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        # RLlib saves num_grad_updates in the state but does not restore it; the
+        # actor delay (actor_update_delay) counts updates with it.
+        self.num_grad_updates = state.get("num_grad_updates", self.num_grad_updates)
+
     def get_critic_weights(self) -> Dict[str, Dict[str, np.ndarray]]:
-        """Q_i and Q'_i as numpy state dicts (e.g. to copy one agent's critic elsewhere)."""
+        """Q_i and Q'_i (and MATD3's Q^2_i, Q^2'_i) as numpy state dicts (e.g. to copy
+        one agent's critic elsewhere)."""
         return {
             name: {k: v.detach().cpu().numpy().copy() for k, v in getattr(self.model, name).state_dict().items()}
-            for name in ("critic", "target_critic")
+            for name in self.model.critic_names
         }
 
     def set_critic_weights(self, weights: Dict[str, Dict[str, np.ndarray]]) -> None:
-        """Loads Q_i and Q'_i from `get_critic_weights()`; the actor is untouched."""
-        for name in ("critic", "target_critic"):
+        """Loads Q_i and Q'_i (and Q^2_i, Q^2'_i) from `get_critic_weights()`; the actor is untouched."""
+        for name in self.model.critic_names:
             getattr(self.model, name).load_state_dict(
                 {k: torch.as_tensor(v) for k, v in weights[name].items()}
             )

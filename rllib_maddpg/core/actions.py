@@ -6,7 +6,8 @@ and answers the questions the algorithm asks about agent i's action:
     or tanh plus Gaussian noise) or off (the noise-free softmax, or tanh);
   - `policy_action`: the differentiable a_i = mu_i(o_i) for the actor loss;
   - `target_action`: a'_i for the critic target, from the target actor mu'_i(o'_i)
-    (a Gumbel-Softmax sample as in the original, or noise-free);
+    (a Gumbel-Softmax sample as in the original, or noise-free; a Box action
+    with MATD3's target policy smoothing when `target_action_noise` > 0);
   - `to_env`: the action the environment receives, from the critic's view.
 The critic always sees a float vector (`critic_dim` entries): a relaxed
 one-hot per categorical component, or the Box action scaled to [-1, 1].
@@ -17,6 +18,8 @@ from typing import Dict, Optional, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
+
+from rllib_maddpg.core import losses
 
 
 def gumbel_softmax(
@@ -117,13 +120,16 @@ class GaussianBoxHead:
 
     The critic sees the action in [-1, 1]; the env gets it rescaled to
     [low, high]. Exploration adds N(0, noise_scale^2) in the [-1, 1] scale and
-    clips.
+    clips. The target action gets MATD3's target policy smoothing
+    (`target_noise` sigma, `target_noise_clip` c; sigma 0: none).
     """
 
-    def __init__(self, low: np.ndarray, high: np.ndarray):
+    def __init__(self, low: np.ndarray, high: np.ndarray, target_noise: float = 0.0,
+                 target_noise_clip: float = 0.5):
         self.low = low.astype(np.float32)
         self.high = high.astype(np.float32)
         self.out_dim = self.critic_dim = int(low.size)
+        self.target_noise, self.target_noise_clip = target_noise, target_noise_clip
 
     def sample(self, out: torch.Tensor, explore: bool, noise_scale: float) -> torch.Tensor:
         action = torch.tanh(out)
@@ -134,7 +140,10 @@ class GaussianBoxHead:
     def policy_action(self, out: torch.Tensor) -> torch.Tensor:
         return torch.tanh(out)
 
-    target_action = policy_action
+    def target_action(self, out: torch.Tensor) -> torch.Tensor:
+        """a'_j = tanh(mu'_j(o'_j)) for the critic target, smoothed when target_noise > 0.
+        (Gumbel-Softmax heads are not smoothed: their target action is already a sample.)"""
+        return losses.smoothed_target_action(torch.tanh(out), self.target_noise, self.target_noise_clip)
 
     def to_env(self, critic_action: np.ndarray) -> np.ndarray:
         return self.low + (critic_action + 1.0) * 0.5 * (self.high - self.low)
@@ -171,7 +180,8 @@ def make_action_head(
                 f"MADDPG needs a bounded Box action space, got {action_space}: give the "
                 "env's action space finite low/high (the actor squashes with tanh)."
             )
-        return GaussianBoxHead(action_space.low, action_space.high)
+        return GaussianBoxHead(action_space.low, action_space.high,
+                               config["target_action_noise"], config["target_action_noise_clip"])
     raise ValueError(
         f"MADDPG does not support the action space {action_space}: use Box (1-D, "
         "bounded), Discrete or MultiDiscrete (1-D), e.g. flatten a Dict/Tuple space "

@@ -5,6 +5,12 @@ Environments", section 4.1 and Algorithm 1. Agent i has a deterministic actor
 mu_i(o_i) with parameters theta_i and a centralized critic Q_i(x, a_1..a_N),
 where x = (o_1..o_N) is every agent's observation.
 
+MATD3 (Ackermann et al. 2019, "Reducing Overestimation Bias in Multi-Agent
+Domains Using Double Centralized Critics") is MADDPG with TD3's three changes,
+each an option of the same update: twin critics and their min in the target
+(`twin_critic_target`, `twin_critic_loss`), target policy smoothing
+(`smoothed_target_action`) and delayed actor updates (core/update.py).
+
 Nothing here knows about RLlib, replay or agents' names: the policy passes
 tensors in and applies the gradients. Shapes: B is the minibatch size.
 """
@@ -41,6 +47,57 @@ def critic_target(
         y_i, shape [B], with no gradient.
     """
     return (rewards_i + gamma * (1.0 - terminateds_i) * target_q_tp1).detach()
+
+
+def twin_critic_target(
+    rewards_i: torch.Tensor,
+    terminateds_i: torch.Tensor,
+    target_q1_tp1: torch.Tensor,
+    target_q2_tp1: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """TD target of agent i's twin critics (MATD3, Ackermann et al. 2019).
+
+        y_i = r_i + gamma * (1 - terminated) * min(Q^1'_i(x', a'), Q^2'_i(x', a'))
+
+    The min of two independently initialised target critics counters the
+    overestimation that maximising one learned Q brings (TD3's clipped double Q).
+
+    Args:
+        rewards_i, terminateds_i, gamma: as in `critic_target`.
+        target_q1_tp1, target_q2_tp1: Q^1'_i(x', a') and Q^2'_i(x', a'), shape [B].
+
+    Returns:
+        y_i, shape [B], with no gradient.
+    """
+    return critic_target(rewards_i, terminateds_i, torch.minimum(target_q1_tp1, target_q2_tp1), gamma)
+
+
+def twin_critic_loss(q1_t: torch.Tensor, q2_t: torch.Tensor, y: torch.Tensor,
+                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Loss of agent i's twin critics (MATD3): both regress on the one target y_i.
+
+        L = E[(Q^1_i(x, a) - y_i)^2] + E[(Q^2_i(x, a) - y_i)^2]
+
+    The terms share no parameters, so one optimizer step on the sum is a step
+    of each critic on its own MSE.
+    """
+    return critic_loss(q1_t, y, mask) + critic_loss(q2_t, y, mask)
+
+
+def smoothed_target_action(action: torch.Tensor, sigma: float, noise_clip: float) -> torch.Tensor:
+    """Target policy smoothing (TD3; MATD3) of a deterministic target action in [-1, 1].
+
+        a'_j = clip(mu'_j(o'_j) + clip(eps, -c, c), -1, 1),  eps ~ N(0, sigma^2)
+
+    so that the critic target averages Q' over a small neighbourhood of a'_j
+    instead of exploiting a narrow peak. sigma = 0 returns `action` itself
+    (and draws no random numbers).
+    """
+    if sigma == 0:
+        return action
+    noise = (sigma * torch.randn_like(action)).clamp(-noise_clip, noise_clip)
+    return (action + noise).clamp(-1.0, 1.0)
 
 
 def masked_mean(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:

@@ -6,6 +6,9 @@ observation; the critic sees the joint observation and every agent's action,
 concatenated in the fixed agent order (or only its own, for a local DDPG
 critic). The original code used 2 hidden layers of 64 ReLU units for both.
 
+MATD3 (`twin_critics`) adds a second critic Q^2_i and its target Q^2'_i,
+built only then, so a MADDPG model's weights and checkpoints keep their keys.
+
 How actor outputs become actions (and exploration) is in actions.py.
 """
 
@@ -64,10 +67,11 @@ class PolicyApproximator(nn.Module):
 
     def __init__(self, obs_dim: int, action_dim: int, categorical_segments, hiddens, activation,
                  temperature: float, hard: bool, init: str = "glorot_uniform",
-                 target_noise: bool = True):
+                 target_noise: bool = True, smoothing=(0.0, 0.5)):
         super().__init__()
         self.segments = list(categorical_segments) if categorical_segments else None
         self.temperature, self.hard, self.target_noise = temperature, hard, target_noise
+        self.smoothing = tuple(smoothing)  # (sigma, c) of target policy smoothing, Box only
         self.net = mlp(obs_dim, hiddens, activation, action_dim if self.segments else 2 * action_dim,
                        init)
 
@@ -87,14 +91,14 @@ class PolicyApproximator(nn.Module):
 
     def target_action(self, obs: torch.Tensor) -> torch.Tensor:
         """a'_j as agent i's critic target uses it: like the true target actors' (sampled,
-        or noise-free with `gumbel_target_noise` False)."""
+        or noise-free with `gumbel_target_noise` False; Box: smoothed as theirs)."""
         out = self.net(obs)
         if self.segments:
             return torch.cat([
                 gumbel_softmax(x, self.temperature, self.hard, noise=self.target_noise)
                 for x in torch.split(out, self.segments, -1)
             ], -1)
-        return torch.tanh(out.chunk(2, -1)[0])
+        return losses.smoothed_target_action(torch.tanh(out.chunk(2, -1)[0]), *self.smoothing)
 
 
 class MADDPGNetworks(nn.Module):
@@ -105,7 +109,9 @@ class MADDPGNetworks(nn.Module):
     plus their alive flags (masked critics) and id_i (a shared policy with
     agent ids). With a policy ensemble (paper section 4.3) the agent has K
     actors mu_i^(1..K) (`actors`, `target_actors`) and one critic; `actor`
-    is the first (the only one when K = 1).
+    is the first (the only one when K = 1). With `twin_critics` (MATD3) it
+    also has Q^2_i (`critic_2`) and Q^2'_i (`target_critic_2`); `critics` and
+    `target_critics` list one or two.
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class MADDPGNetworks(nn.Module):
         approximators: Optional[Dict[str, PolicyApproximator]] = None,
         num_subpolicies: int = 1,
         layer_init: str = "glorot_uniform",
+        twin_critics: bool = False,
     ):
         if "_modules" not in self.__dict__:  # not yet set up by a subclass (models.py)
             nn.Module.__init__(self)
@@ -134,6 +141,11 @@ class MADDPGNetworks(nn.Module):
         # Policy inference: mu_hat_i^j and mu_hat'_i^j per other agent j (by joint index).
         self.approximators = nn.ModuleDict(approximators or {})
         self.target_approximators = copy.deepcopy(self.approximators).requires_grad_(False)
+        # MATD3: a second, independently initialised critic and its target.
+        self.twin_critics = bool(twin_critics)
+        if self.twin_critics:
+            self.critic_2 = mlp(critic_in_dim, critic_hiddens, critic_activation, 1, layer_init)
+            self.target_critic_2 = copy.deepcopy(self.critic_2).requires_grad_(False)
 
     @property
     def actor(self) -> nn.Module:
@@ -143,14 +155,29 @@ class MADDPGNetworks(nn.Module):
     def target_actor(self) -> nn.Module:
         return self.target_actors[0]
 
+    @property
+    def critic_names(self) -> List[str]:
+        """The critics and their targets by attribute name: Q_i, Q'_i (and Q^2_i, Q^2'_i)."""
+        return ["critic", "target_critic"] + (["critic_2", "target_critic_2"] if self.twin_critics else [])
+
+    @property
+    def critics(self) -> List[nn.Module]:
+        """Q_i, or (MATD3) Q^1_i = Q_i and Q^2_i."""
+        return [self.critic, self.critic_2] if self.twin_critics else [self.critic]
+
+    @property
+    def target_critics(self) -> List[nn.Module]:
+        return [self.target_critic, self.target_critic_2] if self.twin_critics else [self.target_critic]
+
     def parameter_lists(self) -> Dict[str, List[torch.Tensor]]:
         """Each net's parameters as a list: "actors", "critic", their targets, the
-        approximators and theirs, and "actors.<k>" per sub-policy. Weights are only
+        approximators and theirs, "critic_2" and its target (MATD3), and "actors.<k>" per sub-policy. Weights are only
         ever updated in place (optimizers, soft updates, `load_state_dict`), so a
         caller can build this once; walking the module tree every step cost a
         tenth of an update round."""
         names = ("actors", "critic", "target_actors", "target_critic",
-                 "approximators", "target_approximators")
+                 "approximators", "target_approximators") + (
+                     ("critic_2", "target_critic_2") if self.twin_critics else ())
         params = {name: list(getattr(self, name).parameters()) for name in names}
         for k, actor in enumerate(self.actors):
             params[f"actors.{k}"] = list(actor.parameters())

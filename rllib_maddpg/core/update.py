@@ -4,8 +4,16 @@
         policy inference   fit mu_hat_i^j to the replayed a_j           (eq. 7)
         critic             y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N)
                            minimise mean (Q_i(x, a_1..a_N) - y_i)^2     (eq. 6)
-        actor              maximise Q_i(x, a_1.., mu_i(o_i), ..a_N)     (eq. 5, 9)
-        targets            theta' <- tau theta + (1 - tau) theta'
+        every d-th update:
+          actor            maximise Q_i(x, a_1.., mu_i(o_i), ..a_N)     (eq. 5, 9)
+          targets          theta' <- tau theta + (1 - tau) theta'
+
+MATD3 (Ackermann et al. 2019) is the same update with three options, all off
+by default (MADDPG): twin critics Q^1_i, Q^2_i that both regress on
+y_i = r_i + gamma (1 - d_i) min(Q^1'_i, Q^2'_i) while the actor ascends Q^1_i
+(`twin_critics`); smoothed Box target actions a'_j (`target_action_noise`,
+applied where a'_j is computed: actions.py); and the actor and targets
+updated every d-th critic update (`actor_update_delay`; d = 1: every update).
 
 each step: loss -> backward -> clip each variable's gradient -> optimizer
 step. The equations are in losses.py. The minibatch (core/joint.py) already
@@ -19,7 +27,9 @@ without Ray):
     model            core.networks.MADDPGNetworks (actors, critic, targets, approximators)
     optimizers       {"actor": ..., "critic": ..., ["inference": ...]} torch optimizers
     config           gamma, tau, grad_norm_clipping, grad_norm_clipping_scope,
-                     actor_regularization, policy_inference_entropy
+                     actor_regularization, policy_inference_entropy, actor_update_delay
+    num_grad_updates the updates agent i has completed (RLlib's counter; read
+                     only when actor_update_delay > 1)
     agents, group    the joint order (AgentSpecs) and the joint indices it acts for
     agent_index      the first of `group`
     critic_agents_of(i), inferred_agents, num_subpolicies, masked, agent_id_dim,
@@ -48,9 +58,12 @@ def update_agent(learner, batch: Dict[str, torch.Tensor], actor_batches=None) ->
     if learner.inferred_agents:
         loss, info = inference_loss(learner, batch)
         stats.update(info, **gradient_step(learner, "inference", loss))
-    # Critic: regress Q_i on the TD target y_i.
+    # Critic: regress Q_i (MATD3: Q^1_i and Q^2_i) on the TD target y_i.
     loss, info = critic_loss(learner, batch)
     stats.update(info, **gradient_step(learner, "critic", loss))
+    # MATD3's delayed policy updates: actor and targets every d-th critic update.
+    if not actor_update_due(learner):
+        return stats
     # Actor: ascend grad_{a_i} Q_i through mu_i.
     loss, info = actor_loss(learner, batch, actor_batches)
     if loss is not None:  # an ensemble whose sub-buffers are all empty yet
@@ -70,29 +83,33 @@ def critic_loss(learner, batch: Dict[str, torch.Tensor]):
     group on the minibatch: |G| x B targets, each with agent i's reward and
     termination; the loss is their mean (a group of one: agent i's own).
     With masked critics, the mean is over the rows where agent i acted.
+    With twin critics (MATD3), y_i takes the min of Q^1'_i and Q^2'_i and the
+    loss is the sum of both critics' losses on it.
     """
-    model, gamma = learner.model, learner.config["gamma"]
-    q_t, y, masks = [], [], []
+    model, gamma, twin = learner.model, learner.config["gamma"], learner.model.twin_critics
+    q_t, y, masks = [[] for _ in model.critics], [], []
     for i in learner.group:
         seen = learner.critic_agents_of(i)
         with torch.no_grad():
-            target_q_tp1 = model.q(
-                model.target_critic,
-                jb.gather(batch, jb.new_obs_col, seen),
-                critic_target_actions(learner, batch, seen)
-                + critic_extras(learner, batch, seen, i, jb.next_alive_col),
-            )
-        y.append(losses.critic_target(batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)],
-                                      target_q_tp1, gamma))
-        q_t.append(model.q(model.critic, jb.gather(batch, jb.obs_col, seen),
-                           jb.gather(batch, jb.actions_col, seen)
-                           + critic_extras(learner, batch, seen, i, jb.alive_col)))
+            obs_tp1 = jb.gather(batch, jb.new_obs_col, seen)
+            act_tp1 = (critic_target_actions(learner, batch, seen)
+                       + critic_extras(learner, batch, seen, i, jb.next_alive_col))
+            target_q_tp1 = [model.q(target, obs_tp1, act_tp1) for target in model.target_critics]
+        target = losses.twin_critic_target if twin else losses.critic_target
+        y.append(target(batch[jb.rewards_col(i)], batch[jb.terminateds_col(i)], *target_q_tp1, gamma))
+        obs_t = jb.gather(batch, jb.obs_col, seen)
+        act_t = jb.gather(batch, jb.actions_col, seen) + critic_extras(learner, batch, seen, i, jb.alive_col)
+        for q, critic in zip(q_t, model.critics):
+            q.append(model.q(critic, obs_t, act_t))
         masks.append(batch[jb.alive_col(i)])
-    q_t, y = torch.cat(q_t), torch.cat(y)
+    q_t, y = [torch.cat(q) for q in q_t], torch.cat(y)
     mask = torch.cat(masks) if learner.masked else None
-    stats = {"q_mean": losses.masked_mean(q_t, mask).item(),
+    stats = {"q_mean": losses.masked_mean(q_t[0], mask).item(),
              "target_y_mean": losses.masked_mean(y, mask).item()}
-    return losses.critic_loss(q_t, y, mask), stats
+    if twin:
+        stats["q2_mean"] = losses.masked_mean(q_t[1], mask).item()
+        return losses.twin_critic_loss(q_t[0], q_t[1], y, mask), stats
+    return losses.critic_loss(q_t[0], y, mask), stats
 
 
 def critic_extras(learner, batch: Dict[str, torch.Tensor], seen: List[int], i: int,
@@ -118,8 +135,22 @@ def critic_target_actions(learner, batch: Dict[str, torch.Tensor], seen=None) ->
     ]
 
 
+def actor_update_due(learner) -> bool:
+    """Whether this update of agent i also steps its actor and targets: the d-th,
+    2d-th, ... (`actor_update_delay` d, TD3's policy delay; d = 1: every update).
+
+    Counted by the learner's completed updates `num_grad_updates`, RLlib's
+    per-policy counter, which policy.py restores from checkpoints, so a
+    restored run keeps the phase of its delay.
+    """
+    d = learner.config["actor_update_delay"]
+    return d == 1 or (learner.num_grad_updates + 1) % d == 0
+
+
 def actor_loss(learner, batch: Dict[str, torch.Tensor], actor_batches=None):
     """Ascend Q_i(x, a_1.., mu_i(o_i), ..a_N); the other agents' actions come from D (eq. 5).
+
+    With twin critics (MATD3) the actor ascends Q^1_i only.
 
     The critic's weights are frozen meanwhile, so grad_a_i Q_i reaches theta_i
     only. A shared policy ascends the mean over its group's agents i of
@@ -178,7 +209,9 @@ def trained_nets(learner, name: str) -> List[List[torch.Tensor]]:
     """The parameters optimizer `name` trains, one list per net (each clipped on its own)."""
     if name == "actor":
         return [learner.params[f"actors.{k}"] for k in range(learner.num_subpolicies)]
-    return [learner.params["critic" if name == "critic" else "approximators"]]
+    if name == "critic":
+        return [learner.params["critic"]] + ([learner.params["critic_2"]] if learner.model.twin_critics else [])
+    return [learner.params["approximators"]]
 
 
 def gradient_step(learner, name: str, loss: torch.Tensor) -> Dict[str, float]:
@@ -222,9 +255,11 @@ def clip_gradients(grads: List[torch.Tensor], clip: Optional[float], scope: str)
 
 
 def soft_update_targets(learner) -> None:
-    """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actors, the critic (and approximators)."""
+    """theta'_i <- tau theta_i + (1 - tau) theta'_i for the actors, the critic(s) (and approximators)."""
     params, tau = learner.params, learner.config["tau"]
     losses.soft_update(params["target_critic"], params["critic"], tau)
+    if learner.model.twin_critics:
+        losses.soft_update(params["target_critic_2"], params["critic_2"], tau)
     losses.soft_update(params["target_actors"], params["actors"], tau)
     if learner.inferred_agents:
         losses.soft_update(params["target_approximators"], params["approximators"], tau)

@@ -9,15 +9,20 @@ from rllib_maddpg import MADDPGConfig
 pytestmark = pytest.mark.integration
 
 
-def build(shared=False, **learners):
+MATD3 = {"twin_critics": True, "target_action_noise": 0.2, "actor_update_delay": 2}
+
+
+def build(shared=False, matd3=False, **learners):
     # tanh + Gaussian heads (simplex_box_actions=False): updates are deterministic,
     # so the three ways of computing one must agree up to floating point.
     # shared: agents 0 and 1 share one policy (with agent ids); agent 2 has its own.
+    # matd3: twin critics, smoothed target actions, the actor every 2nd update.
     config = (
         MADDPGConfig().environment("mpe/simple_spread")
         .multi_agent(**({"policies": {"team", "agent_2"}, "policy_mapping_fn": shared_mapping} if shared else {}))
         .training(simplex_box_actions=False, train_batch_size=96,
-                  num_steps_sampled_before_learning_starts=10**6, shared_policy_agent_id=shared)
+                  num_steps_sampled_before_learning_starts=10**6, shared_policy_agent_id=shared,
+                  **(MATD3 if matd3 else {}))
         .learners(**learners)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=25)
         .reporting(min_sample_timesteps_per_iteration=200)
@@ -36,11 +41,12 @@ def full_weights(algo):
     return {pid: p.get_weights() for pid, p in algo._policies_by_id().items()}
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["one_policy_per_agent", "shared_policy"])
-def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local, shared):
-    local = build(shared)
-    others = [build(shared, per_agent_learners=True, learner_resources={"CPU": 0}),
-              build(shared, data_parallel_learners=3, learner_resources={"CPU": 0})]
+@pytest.mark.parametrize("shared, matd3", [(False, False), (True, False), (False, True)],
+                         ids=["one_policy_per_agent", "shared_policy", "matd3"])
+def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local, shared, matd3):
+    local = build(shared, matd3)
+    others = [build(shared, matd3, per_agent_learners=True, learner_resources={"CPU": 0}),
+              build(shared, matd3, data_parallel_learners=3, learner_resources={"CPU": 0})]
     try:
         local.train()  # fills the replay buffer
         rows = local.local_replay_buffer.get_state()["data"]  # a copy

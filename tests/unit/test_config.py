@@ -136,6 +136,8 @@ BAD_VALUES = {
     "per_agent_learners": [1], "data_parallel_learners": [0], "shared_policy_agent_id": ["yes"], "strict_lockstep": ["yes", 1],
     "learner_resources": [{"CPU": -1}],
     "sample_on_driver_when_runners_down": ["yes"], "env_runner_wait_timeout_s": [0, None],
+    "twin_critics": [1], "target_action_noise": [-0.1, "0.2"], "target_action_noise_clip": [0.0],
+    "actor_update_delay": [0, 1.5],
 }
 BAD_CASES = [(key, value) for key, values in BAD_VALUES.items() for value in values]
 

@@ -185,3 +185,36 @@ def test_twin_critics_with_masked_critics_read_the_alive_flags():
     torch.testing.assert_close(update.critic_loss(p, poisoned)[0], loss)
     stats = p.learn_on_batch(dict(batch))["learner_stats"]
     assert np.isfinite(stats["critic_loss"]) and "q2_mean" in stats
+
+
+@pytest.mark.parametrize("extra", [
+    {"env": "team", "shared_policy_agent_id": True},       # parameter sharing
+    {"infer_other_policies": True},                          # policy inference (paper 4.2)
+    {"num_subpolicies": 2},                                  # policy ensembles (paper 4.3)
+], ids=["sharing", "inference", "ensembles"])
+def test_matd3_combines_with_the_papers_extras(extra):
+    """MATD3 (twin critics, smoothing, delay 2) with sharing, inference and
+    ensembles: every update step runs and both critics learn."""
+    from support import TeamEnv, team_mapping
+
+    extra = dict(extra)
+    matd3 = {"twin_critics": True, "target_action_noise": 0.2, "actor_update_delay": 2}
+    if extra.pop("env", None) == "team":
+        config, policies = build_policies(TeamEnv, policies={"team", "c"},
+                                          policy_mapping_fn=team_mapping, **matd3, **extra)
+    else:
+        config, policies = build_policies(**matd3, **extra)
+    batch = random_joint_batch(config._maddpg_agents, batch_size=32, seed=1)
+    for k in range(len(config._maddpg_agents)):  # valid sub-policy indices (ensembles of K = 2)
+        batch[jb.subpolicy_col(k)] = torch.arange(32) % 2
+    jb.attach_target_actions(batch, policies)
+    learners = list({id(p): p for p in policies}.values())
+    for learner in learners:
+        critics = params(learner.model.critic), params(learner.model.critic_2)
+        actor_batches = ({k: random_joint_batch(config._maddpg_agents, 32, seed=2 + k) for k in range(2)}
+                         if learner.num_subpolicies > 1 else None)
+        for _ in range(2):
+            stats = update.update_agent(learner, batch, actor_batches)
+            learner.num_grad_updates += 1
+        assert np.isfinite(stats["critic_loss"]) and "actor_loss" in stats
+        assert not same(critics[0], learner.model.critic) and not same(critics[1], learner.model.critic_2)

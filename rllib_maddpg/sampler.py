@@ -197,8 +197,9 @@ class LockstepSampler:
                 for g, k in enumerate(group):
                     env_actions[k].append(action[g * E:(g + 1) * E])
                     # An absent agent's action slot is padding.
-                    critic_actions[k].append(extra[jb.CRITIC_ACTION][g * E:(g + 1) * E]
-                                             * self._present[:, k, None])
+                    critic_action = extra[jb.CRITIC_ACTION][g * E:(g + 1) * E]
+                    critic_actions[k].append(
+                        critic_action if self.strict else critic_action * self._present[:, k, None])
             r_t, term_t, trunc_t = (np.zeros((n, E), np.float32), np.zeros((n, E), bool),
                                     np.zeros((n, E), bool))
             next_t = np.zeros((n, E), bool)
@@ -214,6 +215,8 @@ class LockstepSampler:
                 # Per env and agent: the hot loop, kept to plain indexing.
                 for k, aid in enumerate(ids):
                     seen = aid in o
+                    if self.strict and not seen:
+                        self._refuse([aid], f"got no observation at step {self._t[e]} of an episode")
                     if present[k]:
                         r_t[k, e] = r.get(aid, 0.0)
                         term_t[k, e] = term.get(aid, term_all)
@@ -224,9 +227,6 @@ class LockstepSampler:
                     if next_t[k, e] or (seen and self.strict):
                         new_obs[k][t][e] = self.flatten[k](o[aid])
                     self._present[e, k] = seen and not (term_t[k, e] or trunc_t[k, e])
-                if self.strict and not all(aid in o for aid in ids):
-                    self._refuse([aid for aid in ids if aid not in o],
-                                 f"got no observation at step {self._t[e]} of an episode")
                 over = term_all or trunc_all or not self._present[e].any()
                 if self.strict and not over and not self._present[e].all():
                     self._refuse([aid for aid, p in zip(ids, self._present[e]) if not p],
@@ -236,7 +236,8 @@ class LockstepSampler:
                     ended.append(e)
             self._returns += r_t.T
             for k in range(n):  # each env's next observation (zeros for an absent agent); reset envs overwrite theirs
-                self._obs[k][active] = new_obs[k][t][active] * self._present[active, k, None]
+                self._obs[k][active] = (new_obs[k][t][active] if self.strict
+                                        else new_obs[k][t][active] * self._present[active, k, None])
             for e in ended:
                 self._end_episode(e)
                 active[e] = not complete_episodes

@@ -39,12 +39,11 @@ def env_agent_ids(env) -> list:
     process; then the PettingZoo env's own `possible_agents` if there is one,
     else the ids sorted (by str), so that one env and seed give one run.
     """
-    wrapped = getattr(env, "par_env", None)
-    if getattr(wrapped, "possible_agents", None) and set(wrapped.possible_agents) == set(
-            getattr(env, "possible_agents", None) or wrapped.possible_agents):
-        return list(wrapped.possible_agents)
-    ids = getattr(env, "_agent_ids", None)
     possible = list(getattr(env, "possible_agents", None) or [])
+    pettingzoo_order = list(getattr(getattr(env, "par_env", None), "possible_agents", None) or [])
+    if pettingzoo_order and (not possible or set(possible) == set(pettingzoo_order)):
+        return pettingzoo_order
+    ids = getattr(env, "_agent_ids", None)
     from_a_set = isinstance(ids, (set, frozenset)) and possible == list(ids)
     if possible and not from_a_set:
         return possible

@@ -12,6 +12,7 @@ same test; they cannot move here because they are part of the class.
 """
 
 import importlib
+import signal
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -104,3 +105,16 @@ def register_lazy_trainable(name: str, module: str, attribute: Optional[str] = N
     from ray.tune.registry import TRAINABLE_CLASS, _global_registry
 
     _global_registry.register(TRAINABLE_CLASS, name, _LazyTrainable(module, attribute or name))
+
+
+def end_tune_run() -> None:
+    """Ends the running Tuner.fit() in this process as Tune's own Ctrl-C does: its loop
+    stops, records the experiment state one last time and stops the trials' actors.
+    Private: the loop stops on an event that only Tune's signal handler sets, which
+    tune.run installs for SIGUSR1 always (and for SIGINT unless
+    TUNE_DISABLE_SIGINT_HANDLER=1); it is called here directly. Outside a fit()
+    (no such handler) this raises KeyboardInterrupt."""
+    handler = signal.getsignal(signal.SIGUSR1)
+    if not (callable(handler) and getattr(handler, "__module__", None) == "ray.tune.tune"):
+        raise KeyboardInterrupt
+    handler(signal.SIGUSR1, None)

@@ -38,7 +38,9 @@ YAML format (the old RLlib one; one or more experiments):
 
 A new run never reuses a results directory (it takes <name>_<date>_<time>);
 `--resume` continues a run in its own directory through Tune's Tuner.restore.
-Exit code: 0 ok, 1 a trial errored, 2 bad input, 130 interrupted. README.md
+The first Ctrl-C (SIGINT) or SIGTERM checkpoints each running trial at the end
+of its current iteration, then stops (rllib_maddpg/interrupt.py); a second
+stops at once. Exit code: 0 ok, 1 a trial errored, 2 bad input, 130 interrupted. README.md
 ("Set up, train, test" and "Fault tolerance") tells more.
 """
 

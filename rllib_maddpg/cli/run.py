@@ -21,6 +21,7 @@ from ray import tune
 from rllib_maddpg.cli.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from rllib_maddpg.cli.experiments import ExperimentSpec, load_experiment_file, parse_json_flag, prepare_experiment
 from rllib_maddpg.cli.progress import TERMINATED, ProgressCallback, report, result_label, trial_status
+from rllib_maddpg.interrupt import CheckpointOnInterrupt, checkpoint_on_interrupt
 
 RUN_LOCK_FILE = ".rllib_train.lock"
 _CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}$")
@@ -77,7 +78,8 @@ def _train(runs, args, locks: contextlib.ExitStack) -> int:
             if tuner is None:
                 run_dir, tuner = new_run(spec, args.verbose, locks)
             start = time.time()
-            results = tuner.fit()
+            with checkpoint_on_interrupt():  # the first SIGINT/SIGTERM checkpoints the running trials
+                results = tuner.fit()
             code = report(spec.name, run_dir, time.time() - start, results)
             if code == EXIT_INTERRUPTED:
                 return code  # Ctrl-C (Tune stops the trials and fit() returns): start nothing more
@@ -110,7 +112,8 @@ def new_run(spec: ExperimentSpec, verbose: int, locks: contextlib.ExitStack):
     print(f"   results: {run_dir}", flush=True)
     callbacks = [ProgressCallback(spec.stop, several_trials=spec.num_trials > 1), *spec.callbacks]
     return run_dir, tune.Tuner(
-        spec.trainable, param_space=spec.config, tune_config=tune.TuneConfig(num_samples=spec.num_samples),
+        spec.trainable, param_space=spec.config,
+        tune_config=tune.TuneConfig(num_samples=spec.num_samples, scheduler=CheckpointOnInterrupt()),
         run_config=tune.RunConfig(name=run_name, stop=spec.stop or None, storage_path=spec.storage_path,
                                   checkpoint_config=spec.checkpoint_config, verbose=min(verbose, 2),
                                   callbacks=callbacks))

@@ -76,6 +76,23 @@ def recorded_checkpoint(run_dir):
     return result.checkpoint.path if result.checkpoint else None
 
 
+def tiny_yaml(tmp_path, iterations, checkpoint_config, steps_per_iteration=STEPS_PER_ITERATION):
+    """tmp_path/tiny.yaml: experiment `tiny`, simple_spread, `iterations` of `steps_per_iteration`."""
+    yaml_file = tmp_path / "tiny.yaml"
+    yaml_file.write_text(textwrap.dedent(f"""\
+        tiny:
+          run: MADDPG
+          env: mpe/simple_spread
+          stop: {{training_iteration: {iterations}}}
+          checkpoint_config: {checkpoint_config}
+          config:
+            min_sample_timesteps_per_iteration: {steps_per_iteration}
+            num_steps_sampled_before_learning_starts: 500
+            train_batch_size: 64
+        """))
+    return yaml_file
+
+
 def progress_lines(stdout):
     """[(iteration, env steps)] of the `iter N | env steps X |` progress lines."""
     return [
@@ -87,18 +104,7 @@ def progress_lines(stdout):
 def test_resume_continues_a_killed_run_from_its_last_checkpoint(tmp_path, ray_tmp):
     import rllib_maddpg  # noqa: F401  (unpickles the checkpoint's config)
 
-    yaml_file = tmp_path / "tiny.yaml"
-    yaml_file.write_text(textwrap.dedent(f"""\
-        tiny:
-          run: MADDPG
-          env: mpe/simple_spread
-          stop: {{training_iteration: {ITERATIONS}}}
-          checkpoint_config: {{checkpoint_frequency: 1}}
-          config:
-            min_sample_timesteps_per_iteration: {STEPS_PER_ITERATION}
-            num_steps_sampled_before_learning_starts: 500
-            train_batch_size: 64
-        """))
+    yaml_file = tiny_yaml(tmp_path, ITERATIONS, "{checkpoint_frequency: 1}")
     storage = tmp_path / "results"
     run_dir = str(storage / "tiny")
     # Tune records its experiment state (what --resume reads) at most every 10 s
@@ -212,3 +218,98 @@ def test_bad_resume_is_one_clear_message_and_exit_2(case, tmp_path):
     for text in expected:
         assert text in lines[0], lines[0]
     assert not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------- interrupt
+
+INTERRUPT_ITERATIONS = 12
+
+
+def interrupt_yaml(tmp_path, steps_per_iteration=STEPS_PER_ITERATION):
+    """A run that checkpoints only when interrupted (no periodic checkpoint, none at the end)."""
+    return tiny_yaml(tmp_path, INTERRUPT_ITERATIONS, "{checkpoint_frequency: 0, checkpoint_at_end: false}",
+                     steps_per_iteration)
+
+
+def start_and_signal(train, env, signals, after_iteration=3):
+    """Starts `rllib train` in its own session; once it printed iteration `after_iteration`,
+    sends each (signal, to_group) in turn, 0.5 s apart: to_group as a terminal's Ctrl-C
+    reaches every process of the foreground group (Ray's own processes block SIGINT), else to
+    the driver alone, as `kill PID` or a job manager does. Returns (exit code, stdout, stderr,
+    the last iteration printed before the first signal, seconds from it to the exit)."""
+    proc = subprocess.Popen(train, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines, deadline = [], time.time() + TIMEOUT
+    try:
+        for line in proc.stdout:  # the progress lines, as they come
+            lines.append(line)
+            iterations = progress_lines(line)
+            if iterations and iterations[0][0] >= after_iteration or time.time() > deadline:
+                break
+        printed = progress_lines("".join(lines))
+        sent = time.time()
+        for sig, to_group in signals:
+            os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
+            time.sleep(0.5)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, "".join(lines) + out, err, printed[-1] if printed else None, time.time() - sent
+
+
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["sigint_ctrl_c", "sigterm_kill_pid"])
+def test_first_signal_checkpoints_the_running_trial_and_resume_continues_from_it(sig, to_group, tmp_path,
+                                                                                 ray_tmp):
+    import rllib_maddpg  # noqa: F401  (unpickles the checkpoint's config)
+
+    storage = tmp_path / "results"
+    run_dir = str(storage / "tiny")
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    train = rllib_cmd("train", "file", interrupt_yaml(tmp_path), "--storage-path", storage, "--ray-num-cpus", 1)
+
+    code, out, err, (last_iteration, _), _ = start_and_signal(train, env, [(sig, to_group)])
+    kill_processes_under(ray_tmp, wait_s=30)
+    assert code == 130, show(out, err, code)
+    name = signal.Signals(sig).name
+    assert f"rllib: {name}: checkpointing every running trial at the end of its current iteration" in err, err
+    assert "rllib: all checkpoints saved; stopping." in err, err
+    assert "trial 0: INTERRUPTED" in out, out
+
+    # The run checkpoints nowhere else: this one is the interrupt's, at the end of the
+    # iteration in flight at the signal (or of the one just printed), and Tune recorded it.
+    (trial_dir,) = glob.glob(os.path.join(run_dir, "MADDPG_*"))
+    (checkpoint,) = glob.glob(os.path.join(trial_dir, "checkpoint_*"))
+    assert recorded_checkpoint(run_dir) == checkpoint
+    iteration, steps = checkpoint_counters(checkpoint)
+    assert iteration in (last_iteration, last_iteration + 1), (iteration, last_iteration)
+    assert iteration < INTERRUPT_ITERATIONS and steps == iteration * STEPS_PER_ITERATION
+    digest = tree_digest(checkpoint)
+
+    proc = subprocess.run(train + ["--resume"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, show(proc.stdout, proc.stderr, proc.returncode)
+    assert f"restarts from {os.path.basename(checkpoint)}" in proc.stdout, proc.stdout
+    lines = progress_lines(proc.stdout)
+    assert lines[0] == (iteration + 1, steps + STEPS_PER_ITERATION), proc.stdout
+    assert lines[-1] == (INTERRUPT_ITERATIONS, INTERRUPT_ITERATIONS * STEPS_PER_ITERATION), proc.stdout
+    assert tree_digest(checkpoint) == digest  # the interrupt's checkpoint is left as it was
+
+
+def test_a_second_signal_stops_at_once_without_the_checkpoint(tmp_path, ray_tmp):
+    # Iterations of 20,000 env steps (5 s or more): the second signal, 0.5 s after the
+    # first, lands before the iteration in flight ends, and the run must not wait for it.
+    storage = tmp_path / "results"
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    train = rllib_cmd("train", "file", interrupt_yaml(tmp_path, steps_per_iteration=20_000),
+                      "--storage-path", storage, "--ray-num-cpus", 1)
+    code, out, err, _, _ = start_and_signal(train, env, [(signal.SIGINT, False), (signal.SIGINT, False)],
+                                            after_iteration=1)
+    kill_processes_under(ray_tmp, wait_s=30)
+    assert code == 130, show(out, err, code)
+    assert "rllib: SIGINT again: stopping now, without the checkpoints not yet saved" in err, err
+    assert "all checkpoints saved" not in err
+    assert not glob.glob(os.path.join(storage, "tiny", "MADDPG_*", "checkpoint_*"))
+    assert "no checkpoint yet" in out, out
+    assert [iteration for iteration, _ in progress_lines(out)] == [1], out  # the one in flight was not awaited

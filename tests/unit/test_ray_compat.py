@@ -124,3 +124,26 @@ def test_actor_table_row_names_state_and_node(ray_local):
     assert row["Address"]["NodeID"] == ray.get_runtime_context().get_node_id()
     ray.kill(actor)
     assert ray_compat.actor_table_row(object()) == {}
+
+
+def test_end_tune_run_sets_the_event_tunes_loop_stops_on():
+    import signal
+
+    from ray.tune import tune as tune_module
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)}
+    try:
+        with pytest.raises(KeyboardInterrupt):  # no fit() running: nothing to end but the process
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+            ray_compat.end_tune_run()
+        # What tune.run installs: SIGUSR1 always, SIGINT unless TUNE_DISABLE_SIGINT_HANDLER=1;
+        # its loop runs while the returned event is not set.
+        event = tune_module._setup_signal_catching()
+        assert signal.getsignal(signal.SIGUSR1).__module__ == "ray.tune.tune"
+        assert "not experiment_interrupted_event.is_set()" in inspect.getsource(tune_module.run)
+        assert not event.is_set()
+        ray_compat.end_tune_run()
+        assert event.is_set()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -2,6 +2,7 @@
 
     python benchmarks/fault_injection.py                  # 40k env steps: 3 runner kills, 1 node loss, + fault-free run
     python benchmarks/fault_injection.py --env-steps 6000 --runner-kills 0 --no-baseline   # the short version
+    python benchmarks/fault_injection.py --learners per_agent --runner-kills 0   # learner actors lost and back
 
 Starts a real two-node Ray cluster on this machine (tests/local_cluster.py:
 head with 1 CPU; worker with 1 CPU and the resource `env_runner_node`, which
@@ -14,7 +15,11 @@ replacement worker node with the same resources starts
 `--replacement-delay-s` later. If the runner is not back when the budget is
 reached, training goes on until it is (at most `--recovery-timeout-s`), so
 the run always ends with the replacement node's runner in use or says it
-did not. Then a fault-free run with the same seed on the same cluster.
+did not. With `--learners per_agent` (or `data_parallel`) the learner actors
+need the worker node's resource `learner_node` too: they are lost with the
+node, the driver learns meanwhile, and the run also waits (at most
+`--recovery-timeout-s`) for new learner actors on the replacement node.
+Then a fault-free run with the same seed on the same cluster.
 
 Prints, per run: faults injected, restarts, env steps lost (the fragments in
 flight when a fault hit: sampled, never delivered), time degraded, env steps
@@ -38,6 +43,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 RUNNER_RESOURCE = "env_runner_node"
+LEARNER_RESOURCE = "learner_node"  # with --learners: the learner actors live on the worker node too
+WORKER_RESOURCES = {RUNNER_RESOURCE: 1, LEARNER_RESOURCE: 3}
+LEARNERS = {"none": {}, "per_agent": {"per_agent_learners": True}, "data_parallel": {"data_parallel_learners": 2}}
 
 
 def build(args):
@@ -55,7 +63,16 @@ def build(args):
                   env_steps_per_update=100)
         .debugging(seed=args.seed)
     )
+    if LEARNERS[args.learners]:
+        config.learners(learner_resources={"CPU": 0, LEARNER_RESOURCE: 1}, **LEARNERS[args.learners])
     return config.build_algo()
+
+
+def learner_nodes(algo) -> set:
+    """The nodes the learner actors are on now (empty while the driver learns)."""
+    from rllib_maddpg.fault_tolerance import node_of
+
+    return {node_of(actor) for actor in algo.learners.actors().values()} if algo.learners else set()
 
 
 def runner_node(algo) -> str:
@@ -87,7 +104,7 @@ def run(args, cluster, inject: bool) -> dict:
     killed_node = replacement_node = None
     start = time.time()
     try:
-        steps, result, recovered_at, at_budget = 0, None, None, None
+        steps, result, recovered_at, at_budget, learners_back_at = 0, None, None, None, None
         while True:
             result = algo.train()
             steps = result["num_env_steps_sampled_lifetime"]
@@ -97,7 +114,11 @@ def run(args, cluster, inject: bool) -> dict:
             group = algo.env_runner_group
             if killed_node and not down and recovered_at is None and runner_node(algo) != killed_node:
                 recovered_at = steps
-            if steps >= args.env_steps and (killed_node is None or recovered_at is not None
+            learners_back = (not LEARNERS[args.learners] or killed_node is None
+                             or bool(learner_nodes(algo)) and killed_node not in learner_nodes(algo))
+            if learners_back and learners_back_at is None and killed_node:
+                learners_back_at = steps
+            if steps >= args.env_steps and (killed_node is None or recovered_at is not None and learners_back
                                             or time.time() - start > args.recovery_timeout_s):
                 break
             if runner_kills and steps >= runner_kills[0] and not down:
@@ -116,12 +137,14 @@ def run(args, cluster, inject: bool) -> dict:
                 print(f"  [fault] env steps {steps:,}: SIGKILL the worker node's raylet "
                       f"(node {killed_node[:8]}); a replacement starts in {args.replacement_delay_s:.0f} s",
                       flush=True)
-                timer = threading.Timer(args.replacement_delay_s, cluster.add_node, ({RUNNER_RESOURCE: 1},))
+                timer = threading.Timer(args.replacement_delay_s, cluster.add_node, (WORKER_RESOURCES,))
                 timer.daemon = True
                 timer.start()
+            learners = (f"learners {'on ' + ','.join(n[:8] for n in learner_nodes(algo)) if algo.learners else 'down'} | "
+                        if LEARNERS[args.learners] else "")
             print(f"  iter {result['training_iteration']:3d} | env steps {steps:7,} | "
                   f"runners down {down} | on driver {result['fault_tolerance']['env_steps_sampled_on_driver']:6,} | "
-                  f"{time.time() - start:6.1f} s", flush=True)
+                  f"{learners}{time.time() - start:6.1f} s", flush=True)
         if recovered_at is not None:
             # One more iteration: the env steps the restarted runner delivered.
             before, result = result, algo.train()
@@ -142,6 +165,13 @@ def run(args, cluster, inject: bool) -> dict:
             "runner_back_at_env_steps": recovered_at,
             "runner_on_replacement_node": bool(killed_node) and not ft["num_env_runners_down"]
             and replacement_node != killed_node,
+            "learners": args.learners,
+            "learner_fallbacks": ft["num_learner_fallbacks"],
+            "learner_returns": ft["num_learner_returns"],
+            "learners_down_time_s": round(ft["learners_down_time_s"], 1),
+            "learners_back_at_env_steps": learners_back_at if LEARNERS[args.learners] else None,
+            "learners_on_replacement_node": bool(LEARNERS[args.learners]) and bool(killed_node)
+            and bool(learner_nodes(algo)) and killed_node not in learner_nodes(algo),
             "wall_clock_s": round(at_budget, 1),  # to the budget (not the wait for the runner past it)
             "greedy_return": round(greedy_return(algo, args.eval_episodes, args.seed), 2),
         })
@@ -166,6 +196,8 @@ def main():
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the fault-free run")
+    parser.add_argument("--learners", choices=sorted(LEARNERS), default="none",
+                        help="learner actors on the worker node too (lost with it, back on its replacement)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # The token reaches this driver through the environment, set before `import ray`.
@@ -174,7 +206,7 @@ def main():
     from local_cluster import two_node_cluster
 
     # worker_niceness=0: see local_cluster.two_node_cluster (one shared machine).
-    with two_node_cluster({}, {RUNNER_RESOURCE: 1}, num_cpus=1, token=token, worker_niceness=0) as cluster:
+    with two_node_cluster({}, WORKER_RESOURCES, num_cpus=1, token=token, worker_niceness=0) as cluster:
         os.environ.update(cluster.env)
         import ray
 
@@ -193,8 +225,9 @@ def main():
 
     print()
     keys = ["faults_injected", "runner_kills", "node_kills", "restarts", "env_steps_lost", "degraded_time_s",
-            "env_steps_sampled_on_driver", "env_steps", "runner_on_replacement_node", "wall_clock_s",
-            "greedy_return"]
+            "env_steps_sampled_on_driver", "env_steps", "runner_on_replacement_node", "learners",
+            "learner_fallbacks", "learner_returns", "learners_down_time_s", "learners_on_replacement_node",
+            "wall_clock_s", "greedy_return"]
     print(f"{'':30s}" + "".join(f"{name:>14s}" for name in runs))
     for key in keys:
         print(f"{key:30s}" + "".join(f"{str(r.get(key, '-')):>14s}" for r in runs.values()))

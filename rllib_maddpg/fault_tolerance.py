@@ -24,12 +24,16 @@ report `fault_tolerance/degraded_time_s` and the env steps sampled on the
 driver next to RLlib's `num_remote_worker_restarts`.
 
 Learner actors lost (learners.py) are the other fault: training goes on with
-the learner in the driver process.
+the learner in the driver process, and new learner actors are asked for at
+once; Ray places them when a node with `learner_resources` has room (a node
+that returns, or one the autoscaler starts), and at the first training step
+after all are up they get the driver's policies and learn again.
 
 `FaultTolerance` is the part of the MADDPG Algorithm that does all this; the
 algorithm (maddpg.py) asks it two things: whether the env runners stay down
-(`env_runners_stay_down`, then `sample_while_runners_down`), and to take over
-learning when learner actors are lost (`fall_back_to_local_learner`).
+(`env_runners_stay_down`, then `sample_while_runners_down`), to take over
+learning when learner actors are lost (`fall_back_to_local_learner`), and to
+hand it back once their replacements are placed (`bring_learners_back`).
 """
 
 import logging
@@ -41,7 +45,7 @@ from ray.exceptions import ActorDiedError, RayError
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.utils.annotations import override
 
-from rllib_maddpg.learners import PerAgentLearners
+from rllib_maddpg.learners import PerAgentLearners, make_learners
 from rllib_maddpg.ray_compat import (
     actor_table_row, on_env_runners_recreated, take_restored_actors, worker_manager,
 )
@@ -53,6 +57,8 @@ DEGRADED_TIME_S = "fault_tolerance_degraded_time_s"
 NUM_RUNNER_RESTORES = "fault_tolerance_num_env_runner_restores"
 ENV_STEPS_ON_DRIVER = "fault_tolerance_env_steps_sampled_on_driver"
 NUM_LEARNER_FALLBACKS = "fault_tolerance_num_learner_fallbacks"
+NUM_LEARNER_RETURNS = "fault_tolerance_num_learner_returns"
+LEARNERS_DOWN_TIME_S = "fault_tolerance_learners_down_time_s"
 PROGRESS_EVERY_S = 30.0
 
 
@@ -145,13 +151,15 @@ class RunnerRecovery:
         return (f"they ran on node(s) {', '.join(nodes)} and wait to be placed on a live node "
                 f"with {self.runner_resources}")
 
-    def stats(self) -> Dict[str, float]:
+    def stats(self, learners_down_for: float = 0.0) -> Dict[str, float]:
         return {
             "num_env_runners_down": len(self.down()),
             "degraded_time_s": self.counters[DEGRADED_TIME_S] + self.degraded_for(),
             "num_env_runner_restores": self.counters[NUM_RUNNER_RESTORES],
             "env_steps_sampled_on_driver": self.counters[ENV_STEPS_ON_DRIVER],
             "num_learner_fallbacks": self.counters[NUM_LEARNER_FALLBACKS],
+            "num_learner_returns": self.counters[NUM_LEARNER_RETURNS],
+            "learners_down_time_s": self.counters[LEARNERS_DOWN_TIME_S] + learners_down_for,
         }
 
 
@@ -183,6 +191,7 @@ class FaultTolerance:
     @override(Algorithm)
     def setup(self, config) -> None:
         super().setup(config)
+        self._returning_learners = None  # replacements of lost learner actors, not yet placed
         self._recovery = RunnerRecovery(self.env_runner_group, self._counters, runner_resources(config),
                                         probe_timeout_s=config.env_runner_health_probe_timeout_s)
 
@@ -253,11 +262,13 @@ class FaultTolerance:
     @override(Algorithm)
     def _compile_iteration_results_old_api_stack(self, **kwargs) -> Dict:
         results = super()._compile_iteration_results_old_api_stack(**kwargs)
-        results["fault_tolerance"] = self._recovery.stats()
+        returning = self._returning_learners
+        results["fault_tolerance"] = self._recovery.stats(
+            learners_down_for=0.0 if returning is None else time.time() - self._learners_lost_at)
         return results
 
     def fall_back_to_local_learner(self, error: Exception) -> None:
-        """Learner actors lost (e.g. with their node): the driver learns from now on.
+        """Learner actors lost (e.g. with their node): the driver learns until new ones are placed.
 
         Data-parallel learners hold no state of their own (the driver steps).
         Per-agent learners do: the survivors' states are pulled; a lost agent
@@ -269,10 +280,43 @@ class FaultTolerance:
         nodes = sorted({node_of(actor) for actor in self.learners.actors().values()})
         logger.error(
             "learner actors lost (%s; they ran on node(s) %s): training goes on with the local "
-            "learner in this process%s. Restart the run with `rllib train file ... --resume` to "
-            "place learner actors again once nodes with learner_resources=%s are up.",
+            "learner in this process%s. New learner actors wait to be placed on nodes with "
+            "learner_resources=%s and take over once all are up.",
             type(error).__name__, ", ".join(nodes),
             f"; the critics of {lost} continue from their last checkpoint (or initial) state" if lost else "",
             dict(self.config.learner_resources))
         self._counters[NUM_LEARNER_FALLBACKS] += 1
+        for actor in self.learners.actors().values():
+            ray.kill(actor)  # the survivors too: the replacements are one set, placed together
         self.learners = None
+        self._returning_learners = make_learners(self.config)
+        self._learners_lost_at = self._learners_last_progress = time.time()
+
+    def bring_learners_back(self) -> None:
+        """Once every replacement learner actor is placed (checked without waiting), the
+        driver's policies go to them and they learn again; a progress line every
+        PROGRESS_EVERY_S while they wait."""
+        returning = self._returning_learners
+        if returning is None:
+            return
+        now = time.time()
+        try:
+            if not returning.placed():
+                if now - self._learners_last_progress >= PROGRESS_EVERY_S:
+                    self._learners_last_progress = now
+                    logger.warning("learner actors down for %.0f s: learning in this process until new "
+                                   "ones are placed on nodes with learner_resources=%s",
+                                   now - self._learners_lost_at, dict(self.config.learner_resources))
+                return
+            if isinstance(returning, PerAgentLearners):
+                returning.push_states(self._policies_by_id())
+        except ray.exceptions.RayActorError as error:  # a replacement died before it was used: ask anew
+            logger.error("a replacement learner actor was lost too (%s); asking for new ones", error)
+            self._returning_learners = make_learners(self.config)
+            return
+        nodes = sorted({node_of(actor) for actor in returning.actors().values()})
+        logger.warning("learner actors are back after %.1f s (node(s) %s): learning moves to them again",
+                       now - self._learners_lost_at, ", ".join(nodes))
+        self._counters[NUM_LEARNER_RETURNS] += 1
+        self._counters[LEARNERS_DOWN_TIME_S] += now - self._learners_lost_at
+        self.learners, self._returning_learners = returning, None

@@ -81,6 +81,9 @@ class AgentLearner:
     def __init__(self, spec, policy_config):
         self.policy = _build_policy(spec, policy_config)
 
+    def ready(self) -> bool:
+        return True
+
     def learn(self, batch, actor_batches=None):
         actor_batches = None if actor_batches is None else {k: _to_torch(b) for k, b in actor_batches.items()}
         stats = self.policy.learn_on_batch(_to_torch(batch), actor_batches)
@@ -100,6 +103,9 @@ class GradientReplica:
     def __init__(self, specs: Mapping[str, tuple]):
         self.policies = {pid: _build_policy(spec, cfg) for pid, (spec, cfg) in specs.items()}
 
+    def ready(self) -> bool:
+        return True
+
     def gradients(self, phase: str, weights, shard, actor_shards=None):
         """d(mean loss of `phase` on the shard)/d(params), per policy, with the given weights."""
         shard = _to_torch(shard)
@@ -117,7 +123,35 @@ class GradientReplica:
         return out
 
 
-class PerAgentLearners:
+def make_learners(config):
+    """The config's learner actors (PerAgentLearners, DataParallelLearners), or None to
+    learn in this process. Creating them does not wait: Ray places each actor when a
+    node with `learner_resources` has room (`placed()` says when all are)."""
+    if config.per_agent_learners:
+        return PerAgentLearners(config, config.learner_resources)
+    if config.data_parallel_learners > 1:
+        return DataParallelLearners(config, config.data_parallel_learners, config.learner_resources)
+    return None
+
+
+class _LearnerActors:
+    """What both kinds of learners share: their Ray actors, and whether all are placed."""
+
+    def actors(self) -> Dict[str, object]:
+        raise NotImplementedError
+
+    def placed(self) -> bool:
+        """Whether every actor is up (never waits); raises RayActorError if one died."""
+        if not hasattr(self, "_ready"):
+            self._ready = [actor.ready.remote() for actor in self.actors().values()]
+        done, _ = ray.wait(self._ready, num_returns=len(self._ready), timeout=0)
+        if len(done) < len(self._ready):
+            return False
+        ray.get(done)
+        return True
+
+
+class PerAgentLearners(_LearnerActors):
     """Driver side of per-agent learners: one AgentLearner per policy."""
 
     def __init__(self, config, resources: Mapping[str, float]):
@@ -164,7 +198,7 @@ class PerAgentLearners:
         return results
 
 
-class DataParallelLearners:
+class DataParallelLearners(_LearnerActors):
     """Driver side of data-parallel learners: L gradient replicas, the driver steps."""
 
     def __init__(self, config, num_replicas: int, resources: Mapping[str, float]):

@@ -39,7 +39,7 @@ from rllib_maddpg.core import joint as jb
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
 from rllib_maddpg.fault_tolerance import FaultTolerance
 from rllib_maddpg.policy import MADDPGTorchPolicy
-from rllib_maddpg.learners import DataParallelLearners, PerAgentLearners
+from rllib_maddpg.learners import PerAgentLearners, make_learners
 from rllib_maddpg.core.replay import JointReplayBuffer
 
 
@@ -120,14 +120,9 @@ class MADDPG(FaultTolerance, Algorithm):
         self.agents: Sequence[jb.AgentSpec] = config._maddpg_agents
         super().setup(config)  # FaultTolerance.setup, then Algorithm.setup
         # Learning on Ray actors (learners.py); None: in this process.
-        self.learners = None
-        if config.per_agent_learners:
-            self.learners = PerAgentLearners(config, config.learner_resources)
+        self.learners = make_learners(config)
+        if isinstance(self.learners, PerAgentLearners):
             self.learners.push_states(self._policies_by_id())
-        elif config.data_parallel_learners > 1:
-            self.learners = DataParallelLearners(
-                config, config.data_parallel_learners, config.learner_resources
-            )
 
     def _policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
         return {a.policy_id: self.get_policy(a.policy_id) for a in self.agents}
@@ -197,7 +192,9 @@ class MADDPG(FaultTolerance, Algorithm):
         # 2. Store each env step once, for all agents.
         self.local_replay_buffer.add(joint_batch.joint_rows(batch, self.agents))
 
-        # 3. One update per agent every `env_steps_per_update` env steps.
+        # 3. One update per agent every `env_steps_per_update` env steps (on the
+        #    learner actors, if any: lost ones are replaced once Ray places them again).
+        self.bring_learners_back()
         results = {}
         if len(self.local_replay_buffer) >= max(
             cfg.num_steps_sampled_before_learning_starts, cfg.train_batch_size

@@ -22,7 +22,6 @@ from rllib_maddpg.genetic.population import (  # noqa: F401  (old checkpoints na
     Member,
     _as_config,
     _float,
-    _lost,
     _pack,
     _unpack,
     agent_policies,

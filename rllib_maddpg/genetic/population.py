@@ -40,7 +40,8 @@ import os
 import shutil
 import tarfile
 import tempfile
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import ray
@@ -61,6 +62,9 @@ CRITIC_SYNCED = "critic_synced_this_iter"
 SYNC_SOURCE = "last_critic_sync_source"
 SYNC_METRIC_VALUE = "sync_metric_value"
 STEPS_PER_MEMBER = "num_env_steps_sampled_lifetime_per_member"
+NUM_REPLACEMENTS = "num_member_replacements"
+BEING_REPLACED = "being_replaced"
+PROGRESS_EVERY_S = 30.0
 
 GENETIC_KEYS = ("population_size", "critic_sync_interval", "sync_metric",
                 "member_resources", "placement_strategy")
@@ -355,16 +359,6 @@ class Member:
         self.algo.stop()
 
 
-def _lost(ref: ray.ObjectRef) -> bool:
-    try:
-        ray.get(ref, timeout=0)
-        return False
-    except ray.exceptions.RayActorError:
-        return True
-    except Exception:
-        return False
-
-
 def _float(value: Any) -> float:
     try:
         return float(value)
@@ -393,7 +387,8 @@ class GeneticMADDPG(tune.Trainable):
     `setup` starts `population_size` Ray actors, each holding a MADDPG built
     from the base config (member i with seed + i). Each `train()`:
 
-    1. trains every member for one MADDPG iteration, in parallel;
+    1. trains every member for one MADDPG iteration, in parallel (a member
+       lost meanwhile is replaced by a copy of the best: `_replace`);
     2. when every member has sampled `critic_sync_interval` env steps since
        the last sync, picks the member with the best `sync_metric` and loads
        its critics and target critics (all agents') into every other member;
@@ -402,11 +397,13 @@ class GeneticMADDPG(tune.Trainable):
 
        - `members/<i>/...`: member i's `episode_return_mean`,
          `policy_reward_mean`, `num_env_steps_sampled_lifetime`,
-         `sync_metric_value` (the metric the rule reads) and `node_ip`;
+         `sync_metric_value` (the metric the rule reads), `node_ip` and
+         `being_replaced` (1 while its replacement waits to be placed);
        - `best_member`: the member with the best metric this iteration;
        - `episode_return_mean` and `env_runners/...`: the best member's;
        - `num_critic_syncs`, `critic_synced_this_iter`,
-         `last_critic_sync_source` (the member copied from; -1 before any);
+         `last_critic_sync_source` (the member copied from; -1 before any),
+         `num_member_replacements`;
        - `num_env_steps_sampled_lifetime` and `num_env_steps_sampled_this_iter`:
          SUMS over members (the population's env steps);
          `num_env_steps_sampled_lifetime_per_member`: the smallest member's count.
@@ -452,10 +449,9 @@ class GeneticMADDPG(tune.Trainable):
             "memory": bundle.pop("memory", None),
             "resources": bundle,
         }
-        remote_member = ray.remote(Member).options(**options)
-        self.members = [
-            remote_member.remote(raw.member_config_dict(i)) for i in range(self.population_size)
-        ]
+        self._remote_member = ray.remote(Member).options(**options)
+        self._member_configs = [raw.member_config_dict(i) for i in range(self.population_size)]
+        self.members = [self._remote_member.remote(config) for config in self._member_configs]
         try:
             ray.get([member.ready.remote() for member in self.members])
         except Exception:
@@ -465,20 +461,33 @@ class GeneticMADDPG(tune.Trainable):
         self.last_sync_source = -1
         self.steps_since_sync = [0] * self.population_size
         self.steps_lifetime = [0] * self.population_size
+        # Lost members: index -> (its replacement's restore, the member it copies), until placed.
+        self.replacing: Dict[int, Tuple[ray.ObjectRef, int]] = {}
+        self.num_member_replacements = 0
+        self._reported = [0] * self.population_size  # each member's own env-step count (None: a fresh copy)
+        self._metrics = [math.nan] * self.population_size
+        self._last_progress = 0.0
 
     def step(self) -> Dict[str, Any]:
-        results = self._get_from_members([member.train.remote() for member in self.members])
+        self._bring_members_back()
+        results = self._train_members([i for i in range(self.population_size) if i not in self.replacing])
         steps_this_iter = 0
-        for i, result in enumerate(results):
+        for i, result in results.items():
             lifetime = int(result["num_env_steps_sampled_lifetime"])
-            self.steps_since_sync[i] += lifetime - self.steps_lifetime[i]
-            steps_this_iter += lifetime - self.steps_lifetime[i]
-            self.steps_lifetime[i] = lifetime
+            # A replacement reports its source's count at first: only its own steps are new.
+            new = int(result.get("num_env_steps_sampled_this_iter", 0)) if self._reported[i] is None \
+                else lifetime - self._reported[i]
+            self._reported[i] = lifetime
+            self.steps_since_sync[i] += new
+            self.steps_lifetime[i] += new
+            steps_this_iter += new
 
-        metrics = [read_metric(r, self.algo_config.sync_metric) for r in results]
+        metrics = [read_metric(results[i], self.algo_config.sync_metric) if i in results else math.nan
+                   for i in range(self.population_size)]
+        self._metrics = metrics
         synced = False
         interval = self.algo_config.critic_sync_interval
-        if interval is not None and min(self.steps_since_sync) >= interval:
+        if interval is not None and min(self.steps_since_sync[i] for i in results) >= interval:
             source = self.sync_critics(metrics)
             if source is not None:
                 synced = True
@@ -487,10 +496,10 @@ class GeneticMADDPG(tune.Trainable):
                 self.steps_since_sync = [0] * self.population_size
 
         best = best_member(metrics)
-        shown = results[best if best is not None else 0]
+        shown = results[best if best is not None else min(results)]
         members = {}
-        for i, (result, metric) in enumerate(zip(results, metrics)):
-            runners = result["env_runners"]
+        for i, metric in enumerate(metrics):
+            runners = results[i]["env_runners"] if i in results else {}
             members[str(i)] = {
                 "episode_return_mean": _float(runners.get("episode_return_mean")),
                 "policy_reward_mean": {
@@ -498,7 +507,8 @@ class GeneticMADDPG(tune.Trainable):
                 },
                 "num_env_steps_sampled_lifetime": self.steps_lifetime[i],
                 SYNC_METRIC_VALUE: metric,
-                "node_ip": result.get("node_ip"),
+                "node_ip": results[i].get("node_ip") if i in results else None,
+                BEING_REPLACED: int(i in self.replacing),
             }
         return {
             MEMBERS: members,
@@ -508,31 +518,84 @@ class GeneticMADDPG(tune.Trainable):
             NUM_CRITIC_SYNCS: self.num_critic_syncs,
             CRITIC_SYNCED: int(synced),
             SYNC_SOURCE: self.last_sync_source,
+            NUM_REPLACEMENTS: self.num_member_replacements,
             "num_env_steps_sampled_lifetime": sum(self.steps_lifetime),
             "num_env_steps_sampled_this_iter": steps_this_iter,
             STEPS_PER_MEMBER: min(self.steps_lifetime),
         }
 
-    def _get_from_members(self, refs: List[ray.ObjectRef]) -> List[Any]:
-        """ray.get, with a clear error when a member is lost (e.g. with its node).
+    def _train_members(self, active: List[int]) -> Dict[int, Dict[str, Any]]:
+        """One iteration of each active member: {index: result} of those that came back.
 
-        A member's algorithm (policies, replay buffer) lives only in its actor,
-        so what it learned since the last checkpoint is gone; the run goes on
-        from that checkpoint, with every member placed again."""
-        try:
-            return ray.get(refs)
-        except ray.exceptions.RayActorError as error:
-            lost = [i for i, ref in enumerate(refs) if _lost(ref)]
+        A member lost meanwhile (e.g. with its node) held its algorithm only in
+        its actor; it is replaced by a copy of the best member that trained
+        (`_replace`). Only when none came back is the run lost: an error names
+        the fix (resume from the last checkpoint)."""
+        refs = {i: self.members[i].train.remote() for i in active}
+        results, lost = {}, {}
+        for i, ref in refs.items():
+            try:
+                results[i] = ray.get(ref)
+            except ray.exceptions.RayActorError as error:
+                lost[i] = error
+        if lost and not results:
             from rllib_maddpg.fault_tolerance import node_of
 
-            where = ", ".join(f"member {i} on node {node_of(self.members[i])}" for i in lost) or "a member"
+            where = ", ".join(f"member {i} on node {node_of(self.members[i])}" for i in lost)
             raise RuntimeError(
-                f"GeneticMADDPG lost {where} ({type(error).__name__}); its state since the last "
-                "checkpoint cannot be recovered. Continue from the last checkpoint: "
+                f"GeneticMADDPG lost every member it was training ({where}; "
+                f"{type(next(iter(lost.values()))).__name__}): none is left to copy, and their state "
+                "since the last checkpoint cannot be recovered. Continue from the last checkpoint: "
                 "`rllib train file <file> --resume` (or Tune's FailureConfig(max_failures=N), which "
                 "restores the trial by itself); the members are placed again once nodes with "
-                f"member_resources={self.algo_config.member_resources} are up."
-            ) from error
+                f"member_resources={self.algo_config.member_resources} are up.")
+        metrics = [read_metric(results[i], self.algo_config.sync_metric) if i in results else math.nan
+                   for i in range(self.population_size)]
+        for i, error in lost.items():
+            self._replace(i, error, metrics)
+        return results
+
+    def _replace(self, i: int, error: Exception, metrics: Sequence[float]) -> None:
+        """A new actor for lost member i, restored from the best member with a finite metric
+        (else the lowest active one): its weights, critics, optimizer states and counters,
+        its replay buffer only with store_buffer_in_checkpoints. The selection step of a
+        genetic algorithm, done early; Ray places the actor once a node with
+        `member_resources` has room, and it trains again from the next step after that."""
+        from rllib_maddpg.fault_tolerance import node_of
+
+        candidates = [m if k not in self.replacing and k != i else math.nan for k, m in enumerate(metrics)]
+        source = best_member(candidates)
+        if source is None:
+            source = min(k for k in range(self.population_size) if k not in self.replacing and k != i)
+        node = node_of(self.members[i])
+        archive = self.members[source].save_to_bytes.remote()
+        self.members[i] = self._remote_member.remote(self._member_configs[i])
+        self.replacing[i] = (self.members[i].restore_from_bytes.remote(archive), source)
+        self._reported[i] = None
+        self.num_member_replacements += 1
+        logger.error(
+            "GeneticMADDPG lost member %d on node %s (%s): it is replaced by a copy of member %d, which "
+            "trains once Ray places it on a node with member_resources=%s; the others go on meanwhile.",
+            i, node, type(error).__name__, source, self.algo_config.member_resources)
+
+    def _bring_members_back(self) -> None:
+        """Replacements placed and restored since the last step train again (never waits)."""
+        now = time.time()
+        for i, (ref, source) in list(self.replacing.items()):
+            done, _ = ray.wait([ref], timeout=0)
+            if not done:
+                if now - self._last_progress >= PROGRESS_EVERY_S:
+                    self._last_progress = now
+                    logger.warning("GeneticMADDPG member %d (a copy of member %d) waits to be placed on a "
+                                   "node with member_resources=%s", i, source, self.algo_config.member_resources)
+                continue
+            del self.replacing[i]
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError as error:  # lost before it trained: copy anew
+                self._replace(i, error, self._metrics)
+                continue
+            logger.warning("GeneticMADDPG member %d is back (a copy of member %d) and trains again", i, source)
 
     def sync_critics(self, metrics: Sequence[float]) -> Optional[int]:
         """Applies `critic_sync` to the member actors; returns the source member (or None).
@@ -543,7 +606,9 @@ class GeneticMADDPG(tune.Trainable):
         pending = []
 
         def set_weights(i, weights_ref):
-            pending.append(self.members[i].set_critic_weights.remote(weights_ref))
+            ref = self.members[i].set_critic_weights.remote(weights_ref)
+            if i not in self.replacing:  # a replacement runs it after its restore, once placed: not awaited
+                pending.append(ref)
 
         best = critic_sync(
             metrics, lambda i: self.members[i].get_critic_weights.remote(), set_weights
@@ -551,9 +616,13 @@ class GeneticMADDPG(tune.Trainable):
         ray.get(pending)
         return best
 
+    def active_members(self) -> List[Any]:
+        """The member actors that train now (not a replacement still waiting to be placed)."""
+        return [member for i, member in enumerate(self.members) if i not in self.replacing]
+
     def foreach_member(self, fn: Callable[[MADDPG], Any]) -> List[Any]:
-        """fn(member's MADDPG algorithm) on every member, in parallel; the returns in order."""
-        return ray.get([member.apply.remote(fn) for member in self.members])
+        """fn(member's MADDPG algorithm) on every active member, in parallel; the returns in order."""
+        return ray.get([member.apply.remote(fn) for member in self.active_members()])
 
     def evaluate(self) -> Dict[str, Any]:
         """RLlib's `Algorithm.evaluate()` on every member: {"members": {"<i>": result}}.
@@ -561,11 +630,14 @@ class GeneticMADDPG(tune.Trainable):
         Set `evaluation(evaluation_duration=..., evaluation_config={"explore": False})`
         on the base config to choose the episodes.
         """
-        results = ray.get([member.evaluate.remote() for member in self.members])
-        return {MEMBERS: {str(i): result for i, result in enumerate(results)}}
+        active = [i for i in range(self.population_size) if i not in self.replacing]
+        results = ray.get([self.members[i].evaluate.remote() for i in active])
+        return {MEMBERS: {str(i): result for i, result in zip(active, results)}}
 
     def save_checkpoint(self, checkpoint_dir: str) -> str:
-        archives = ray.get([member.save_to_bytes.remote() for member in self.members])
+        # A member still being replaced is saved as the copy it will be.
+        sources = [self.replacing[i][1] if i in self.replacing else i for i in range(self.population_size)]
+        archives = ray.get([self.members[k].save_to_bytes.remote() for k in sources])
         for i, data in enumerate(archives):
             directory = os.path.join(checkpoint_dir, f"member_{i}")
             os.makedirs(directory, exist_ok=True)
@@ -576,6 +648,7 @@ class GeneticMADDPG(tune.Trainable):
             "last_sync_source": self.last_sync_source,
             "steps_since_sync": self.steps_since_sync,
             "steps_lifetime": self.steps_lifetime,
+            "num_member_replacements": self.num_member_replacements,
         }
         with open(os.path.join(checkpoint_dir, _STATE_FILE), "w") as f:
             json.dump(state, f)
@@ -598,6 +671,9 @@ class GeneticMADDPG(tune.Trainable):
         self.last_sync_source = state["last_sync_source"]
         self.steps_since_sync = list(state["steps_since_sync"])
         self.steps_lifetime = list(state["steps_lifetime"])
+        self.num_member_replacements = state.get("num_member_replacements", 0)
+        # The members' own counters now: a member saved while being replaced holds its source's.
+        self._reported = [None] * self.population_size
 
     def cleanup(self) -> None:
         members = getattr(self, "members", [])

@@ -77,10 +77,11 @@ def learner_nodes(algo) -> set:
 
 def runner_node(algo) -> str:
     """The node the env runner's actor is on now (GCS actor table)."""
-    from ray._private import state
+    from rllib_maddpg.fault_tolerance import node_of
+    from rllib_maddpg.ray_compat import worker_manager
 
-    (actor,) = algo.env_runner_group._worker_manager.actors().values()
-    return state.actors(actor._actor_id.hex())["Address"]["NodeID"]
+    (actor,) = worker_manager(algo.env_runner_group).actors().values()
+    return node_of(actor)
 
 
 def greedy_return(algo, episodes: int, seed: int) -> float:

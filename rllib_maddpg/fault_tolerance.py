@@ -185,7 +185,7 @@ class FaultTolerance:
     """The MADDPG Algorithm's fault tolerance: lost env runners and lost learner actors.
 
     A mixin placed before `Algorithm` in the bases; it needs the algorithm's
-    `env_runner_group`, `config`, `_counters`, `learners` and `_policies_by_id()`.
+    `env_runner_group`, `config`, `_counters`, `learners` and `policies_by_id()`.
     """
 
     @override(Algorithm)
@@ -276,7 +276,7 @@ class FaultTolerance:
         pulled (the last checkpoint, or the start of training)."""
         lost = []
         if isinstance(self.learners, PerAgentLearners):
-            lost = self.learners.pull_surviving_states(self._policies_by_id())
+            lost = self.learners.pull_surviving_states(self.policies_by_id())
         nodes = sorted({node_of(actor) for actor in self.learners.actors().values()})
         logger.error(
             "learner actors lost (%s; they ran on node(s) %s): training goes on with the local "
@@ -309,7 +309,7 @@ class FaultTolerance:
                                    now - self._learners_lost_at, dict(self.config.learner_resources))
                 return
             if isinstance(returning, PerAgentLearners):
-                returning.push_states(self._policies_by_id())
+                returning.push_states(self.policies_by_id())
         except ray.exceptions.RayActorError as error:  # a replacement died before it was used: ask anew
             logger.error("a replacement learner actor was lost too (%s); asking for new ones", error)
             self._returning_learners = make_learners(self.config)

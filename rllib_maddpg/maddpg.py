@@ -122,16 +122,17 @@ class MADDPG(FaultTolerance, Algorithm):
         # Learning on Ray actors (learners.py); None: in this process.
         self.learners = make_learners(config)
         if isinstance(self.learners, PerAgentLearners):
-            self.learners.push_states(self._policies_by_id())
+            self.learners.push_states(self.policies_by_id())
 
-    def _policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
+    def policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
+        """{policy id: policy}, each policy once (a shared policy for all its agents)."""
         return {a.policy_id: self.get_policy(a.policy_id) for a in self.agents}
 
     @override(Algorithm)
     def __getstate__(self) -> Dict:
         if isinstance(getattr(self, "learners", None), PerAgentLearners):
             try:
-                self.learners.pull_states(self._policies_by_id())  # critics, optimizers
+                self.learners.pull_states(self.policies_by_id())  # critics, optimizers
             except ray.exceptions.RayActorError as error:
                 self.fall_back_to_local_learner(error)
         return super().__getstate__()
@@ -140,7 +141,7 @@ class MADDPG(FaultTolerance, Algorithm):
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
         if isinstance(getattr(self, "learners", None), PerAgentLearners):
-            self.learners.push_states(self._policies_by_id())
+            self.learners.push_states(self.policies_by_id())
 
     @override(Algorithm)
     def _create_local_replay_buffer_if_necessary(self, config) -> JointReplayBuffer:

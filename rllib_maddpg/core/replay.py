@@ -64,6 +64,10 @@ class JointReplayBuffer:
         # Running sum and sum of squares (float64) of the rows held, per moment column.
         self._moments: Dict[str, np.ndarray] = {c: np.zeros(2) for c in moment_columns}
 
+    def reseed(self, seed: int) -> None:
+        """Restarts the sampling RNG from `seed` (e.g. to draw the same minibatches twice)."""
+        self._rng = np.random.default_rng(seed)
+
     def __len__(self) -> int:
         return self._size
 

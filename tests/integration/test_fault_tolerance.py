@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import yaml
 
+from rllib_maddpg import ray_compat
+
 pytestmark = pytest.mark.integration
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -111,7 +113,7 @@ def test_a_runner_lost_for_good_ends_training_with_an_error(ray_local):
     algo = config.build_algo()
     try:
         algo.train()
-        (actor,) = algo.env_runner_group._worker_manager.actors().values()
+        (actor,) = ray_compat.worker_manager(algo.env_runner_group).actors().values()
         ray.kill(actor)  # no_restart=True: gone for good
         with pytest.raises(RuntimeError, match="consecutive"):
             for _ in range(5):
@@ -165,9 +167,9 @@ def test_lost_learner_actors_fall_back_to_the_local_learner_and_come_back(ray_lo
         assert all(np.isfinite(s["learner_stats"]["critic_loss"])
                    for s in result["info"]["learner"].values())
         if learners.get("per_agent_learners"):
-            before = {pid: p.get_critic_weights()["critic"] for pid, p in algo._policies_by_id().items()}
-            algo.learners.pull_states(algo._policies_by_id())
-            after = {pid: p.get_critic_weights()["critic"] for pid, p in algo._policies_by_id().items()}
+            before = {pid: p.get_critic_weights()["critic"] for pid, p in algo.policies_by_id().items()}
+            algo.learners.pull_states(algo.policies_by_id())
+            after = {pid: p.get_critic_weights()["critic"] for pid, p in algo.policies_by_id().items()}
             assert all(any(not np.array_equal(before[pid][k], after[pid][k]) for k in before[pid])
                        for pid in before)  # the critics live and learn on the learner actors
     finally:

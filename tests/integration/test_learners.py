@@ -37,8 +37,8 @@ def shared_mapping(agent_id, *args, **kwargs):
 
 def full_weights(algo):
     if hasattr(algo.learners, "pull_states"):
-        algo.learners.pull_states(algo._policies_by_id())
-    return {pid: p.get_weights() for pid, p in algo._policies_by_id().items()}
+        algo.learners.pull_states(algo.policies_by_id())
+    return {pid: p.get_weights() for pid, p in algo.policies_by_id().items()}
 
 
 @pytest.mark.parametrize("shared, matd3", [(False, False), (True, False), (False, True)],
@@ -52,15 +52,15 @@ def test_per_agent_and_data_parallel_updates_match_the_local_learner(ray_local, 
         rows = local.local_replay_buffer.get_state()["data"]  # a copy
         # get_weights() returns views of the live tensors: copy them.
         start = {pid: {k: v.copy() for k, v in p.get_weights().items()}
-                 for pid, p in local._policies_by_id().items()}
+                 for pid, p in local.policies_by_id().items()}
         for algo in [local] + others:
             if algo is not local:
                 algo.local_replay_buffer.add(rows)
-                for pid, policy in algo._policies_by_id().items():
+                for pid, policy in algo.policies_by_id().items():
                     policy.set_weights(start[pid])
                 if hasattr(algo.learners, "push_states"):
-                    algo.learners.push_states(algo._policies_by_id())
-            algo.local_replay_buffer._rng = np.random.default_rng(123)
+                    algo.learners.push_states(algo.policies_by_id())
+            algo.local_replay_buffer.reseed(123)
             torch.manual_seed(0)
             for _ in range(2):
                 algo.update()

@@ -89,3 +89,13 @@ def test_mean_std_of_the_rows_held_through_wraparound_and_restore():
     restored = JointReplayBuffer(50, columns, moment_columns=["r"])
     restored.set_state(buf.get_state())
     assert restored.mean_std("r") == pytest.approx(buf.mean_std("r"), abs=1e-6)
+
+
+def test_reseed_draws_the_same_minibatches_again():
+    buf = JointReplayBuffer(50, COLUMNS, seed=0)
+    buf.add(rows(0, 40))
+    buf.reseed(7)
+    first = [buf.sample(8)["x"] for _ in range(3)]
+    buf.reseed(7)
+    assert all(np.array_equal(a, buf.sample(8)["x"]) for a in first)
+    assert not all(np.array_equal(first[0], b) for b in first[1:])

@@ -77,7 +77,8 @@ def shared_first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
     """N first layers on one shared input: x [B, D] -> [N, B, H], as one [B, D] x [D, N H] matmul."""
     n, h, d = weight.shape
     out = torch.addmm(bias.reshape(n * h), x, weight.reshape(n * h, d).t())
-    return out.view(x.shape[0], n, h).transpose(0, 1)
+    # contiguous: bmm on the transposed view (and its backward) takes a slow, non-BLAS path
+    return out.view(x.shape[0], n, h).transpose(0, 1).contiguous()
 
 
 def critic_forward(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ clipping at 0.5, Gumbel-Softmax heads). One update round = the target
 actions a'_j of every agent, then every agent's critic step, actor step and
 soft update, on one random joint minibatch (the same rows for every path).
 
-Paths, timed interleaved in one process (loop, shared, full, then rotated,
+Paths, timed interleaved in one process (loop, shared, full, vmap, then rotated,
 `--reps` times; medians), so a busy machine slows them alike:
   loop     today's code: core.update.update_agent on N plain-torch learners
            (built as tests/unit/test_core.py builds them), after
@@ -19,7 +19,9 @@ Paths, timed interleaved in one process (loop, shared, full, then rotated,
            the critics' first layers as one matmul on the shared joint input,
            the actor loss's a_i -> mu_i(o_i) as a rank-A correction;
   full     the same, but each agent's actor-loss critic input built in full
-           ([N, B, D], as update.py builds it).
+           ([N, B, D], as update.py builds it);
+  vmap     the same math with torch.func.vmap over functional_call (the
+           stack_module_state route) instead of hand-written bmm, full inputs.
 
 Before timing, each batched path runs `--check-rounds` rounds from the loop's
 initial weights, with the same Gumbel noise (same seed; one draw of [N, B, A]
@@ -150,7 +152,7 @@ def max_abs_diff(learners, batched):
     return worst
 
 
-def check_equal(agents, batch, rounds, actor_input, seed, dtype):
+def check_equal(agents, batch, rounds, mode, seed, dtype):
     """Runs `rounds` rounds of the loop and of the batched path from the same weights
     and noise, in `dtype`; returns the max abs weight difference and the fraction of
     weights that differ by more than 1e-4."""
@@ -158,7 +160,7 @@ def check_equal(agents, batch, rounds, actor_input, seed, dtype):
     try:
         batch = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
         learners = build(agents, seed)
-        batched = BatchedMADDPG([l.model for l in learners], learners[0].action_head, CONFIG, actor_input)
+        batched = BatchedMADDPG([l.model for l in learners], learners[0].action_head, CONFIG, mode)
         assert max_abs_diff(learners, batched) == 0.0
         for r in range(rounds):
             torch.manual_seed(1000 + r)
@@ -246,7 +248,7 @@ def main():
     parser.add_argument("--check-rounds", type=int, default=3)
     parser.add_argument("--atol", type=float, default=1e-9,
                         help="max abs weight difference allowed in float64 (asserted)")
-    parser.add_argument("--paths", nargs="+", default=["loop", "shared", "full"])
+    parser.add_argument("--paths", nargs="+", default=["loop", "shared", "full", "vmap"])
     parser.add_argument("--profile", action="store_true", help="also print each path's top ops (1 thread)")
     parser.add_argument("--profile-rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)

@@ -23,8 +23,10 @@ weight matrices side by side. Agent i's actor loss changes only a_i in x:
     W_i [x with a_i -> mu_i(o_i)] = W_i x + W_i^{a_i} (mu_i(o_i) - a_i)
 
 so it reuses that matmul (with the critic's new weights) and adds an [A]-wide
-correction per agent, whose gradient reaches mu_i alone. (`actor_input="full"`
-builds each agent's full input instead, as update.py does.)
+correction per agent, whose gradient reaches mu_i alone (`mode="shared"`).
+`mode="full"` builds each agent's full critic input instead, as update.py
+does; `mode="vmap"` runs the per-agent nets with torch.func.vmap over
+functional_call (the stack_module_state route) on full inputs.
 
 Scope: agents with the same observation and action sizes, MLP nets (as
 core.networks.mlp builds them), a centralised unmasked critic over all N
@@ -34,6 +36,7 @@ works on any leading dims, so one call draws all N agents' noise, in the same
 order as N calls).
 """
 
+import copy
 from typing import Dict, List, Sequence
 
 import torch
@@ -95,9 +98,14 @@ class BatchedMADDPG:
     grad_norm_clipping, grad_norm_clipping_scope, actor_regularization.
     """
 
-    def __init__(self, models, head, config: Dict, actor_input: str = "shared"):
+    def __init__(self, models, head, config: Dict, mode: str = "shared"):
+        if mode not in ("shared", "full", "vmap"):
+            raise ValueError(f"unknown mode {mode!r}")
         self.n = len(models)
-        self.head, self.config, self.actor_input = head, config, actor_input
+        self.head, self.config, self.mode = head, config, mode
+        if mode == "vmap":
+            self._actor_call = _vmapped(models[0].actor)
+            self._critic_call = _vmapped(models[0].critic)
         self.actor = stack_mlps([m.actor for m in models], True)
         self.critic = stack_mlps([m.critic for m in models], True)
         self.target_actor = stack_mlps([m.target_actor for m in models], False)
@@ -123,28 +131,37 @@ class BatchedMADDPG:
         dones = torch.stack(jb.gather(batch, jb.terminateds_col, range(n)))
         x = torch.cat(jb.gather(batch, jb.obs_col, range(n)) + jb.gather(batch, jb.actions_col, range(n)), -1)
         with torch.no_grad():
-            target_actions = self.head.target_action(mlp_forward(self.target_actor, new_obs))
+            target_actions = self.head.target_action(self._actors(self.target_actor, new_obs))
             x_tp1 = torch.cat(list(new_obs) + list(target_actions), -1)
-            y = rewards + self.config["gamma"] * (1.0 - dones) * critic_forward(self.target_critic, x_tp1)
+            y = rewards + self.config["gamma"] * (1.0 - dones) * self._critics(self.target_critic, x_tp1)
         # Critics (eq. 6).
-        q = critic_forward(self.critic, x)
+        q = self._critics(self.critic, x)
         critic_loss_n = (q - y).pow(2).mean(1)
         stats = {"q_mean": q.detach().mean(1), "target_y_mean": y.mean(1)}
         stats["critic_loss"] = critic_loss_n.detach()
         stats["critic_grad_norm"] = self._step("critic", critic_loss_n.sum())
         # Actors (eq. 5): a_i -> mu_i(o_i), the critics' new weights frozen.
-        pre = mlp_forward(self.actor, obs)
+        pre = self._actors(self.actor, obs)
         policy_actions = self.head.policy_action(pre)
         critic = [p.detach() for p in self.critic]
-        if self.actor_input == "shared":
+        if self.mode == "shared":
             with torch.no_grad():
                 base = shared_first_layer(critic[0], critic[1], x)           # W_i x + b_i
             own = self._own_action_columns(critic[0], obs.shape[-1])          # W_i^{a_i}  [N, H, A]
             h = base + torch.bmm(policy_actions - actions, own.transpose(1, 2))
             q_pi = mlp_forward(critic, torch.relu(h), start=2).squeeze(-1)
-        else:
+        elif self.mode == "full":
             x_i = self._inputs_with_own_action(x, policy_actions, obs.shape[-1])
             q_pi = mlp_forward(critic, x_i).squeeze(-1)
+        else:
+            slots = self._own_action_slots(x)
+            obs_part, acts = x[:, :n * obs.shape[-1]], x[:, n * obs.shape[-1]:]
+
+            def q_with_own_action(params, policy_action, slot):
+                own = policy_action.repeat(1, n)
+                return self._critic_call(params, torch.cat([obs_part, acts * (1.0 - slot) + own * slot], -1))
+
+            q_pi = torch.func.vmap(q_with_own_action)(tuple(critic), policy_actions, slots).squeeze(-1)
         actor_loss_n = -q_pi.mean(1) + self.config["actor_regularization"] * pre.pow(2).mean((1, 2))
         stats["actor_loss"] = actor_loss_n.detach()
         stats["actor_grad_norm"] = self._step("actor", actor_loss_n.sum())
@@ -156,6 +173,24 @@ class BatchedMADDPG:
                 torch._foreach_add_(target, online, alpha=tau)
         return stats
 
+    def _actors(self, params, obs: torch.Tensor) -> torch.Tensor:
+        """mu_i(o_i) (or mu'_i) of every agent: obs [N, B, O] -> [N, B, A]."""
+        if self.mode == "vmap":
+            return torch.func.vmap(self._actor_call)(tuple(params), obs)
+        return mlp_forward(params, obs)
+
+    def _critics(self, params, x: torch.Tensor) -> torch.Tensor:
+        """Q_i(x) (or Q'_i) of every agent on the shared joint input x [B, D] -> [N, B]."""
+        if self.mode == "vmap":
+            return torch.func.vmap(self._critic_call, in_dims=(0, None))(tuple(params), x).squeeze(-1)
+        return critic_forward(params, x)
+
+    def _own_action_slots(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 1, N A]: row i is 1 on a_i's entries of the joint action."""
+        slot = torch.zeros(self.n, 1, self.n, self.action_dim, dtype=x.dtype)
+        slot[torch.arange(self.n), 0, torch.arange(self.n)] = 1.0
+        return slot.reshape(self.n, 1, self.n * self.action_dim)
+
     def _own_action_columns(self, w1: torch.Tensor, obs_dim: int) -> torch.Tensor:
         """W_i^{a_i}: the columns of critic i's first layer that read a_i, [N, H, A]."""
         n, h, _ = w1.shape
@@ -166,9 +201,7 @@ class BatchedMADDPG:
     def _inputs_with_own_action(self, x, policy_actions, obs_dim) -> torch.Tensor:
         """Agent i's critic input with a_i replaced by mu_i(o_i): [N, B, D]."""
         n, b, a = policy_actions.shape
-        slot = torch.zeros(n, 1, n, a, dtype=x.dtype)
-        slot[torch.arange(n), 0, torch.arange(n)] = 1.0
-        slot = slot.reshape(n, 1, n * a)
+        slot = self._own_action_slots(x)
         acts = x[:, n * obs_dim:].expand(n, b, n * a)
         acts = acts * (1.0 - slot) + policy_actions.repeat(1, 1, n) * slot
         return torch.cat([x[:, :n * obs_dim].expand(n, b, n * obs_dim), acts], -1)
@@ -182,6 +215,18 @@ class BatchedMADDPG:
                                self.config["grad_norm_clipping_scope"])
         self.optimizers[name].step()
         return norms
+
+
+def _vmapped(net: nn.Sequential):
+    """f(params, x): `net`'s function with its Linear weights and biases given as the
+    list `stack_mlps` makes (one agent's slice each), for torch.func.vmap."""
+    template = copy.deepcopy(net).to("meta")
+    names = [name for name, _ in template.named_parameters()]
+
+    def call(params, x):
+        return torch.func.functional_call(template, dict(zip(names, params)), (x,))
+
+    return call
 
 
 def clip_per_agent(grads: List[torch.Tensor], clip, scope: str) -> torch.Tensor:

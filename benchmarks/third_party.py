@@ -23,6 +23,7 @@ the ENVS entry says otherwise.
 """
 
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -97,7 +98,9 @@ def random_play(algo, env_name, env_config, episodes):
     from rllib_maddpg.envs import env_agent_ids
 
     env = make_env(env_name, env_config)
-    spaces = {a.agent_id: algo.get_policy(a.policy_id).action_space for a in algo.agents}
+    # One copy of the space per agent (a shared policy's agents share one space
+    # object), so the random actions do not depend on how policies are mapped.
+    spaces = {a.agent_id: copy.deepcopy(algo.get_policy(a.policy_id).action_space) for a in algo.agents}
     try:
         agent_ids = env_agent_ids(env)
         returns, lengths = np.zeros((episodes, len(agent_ids))), []

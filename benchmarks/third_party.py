@@ -226,6 +226,79 @@ def table(out):
     print("\n".join(rows))
 
 
+def load(out):
+    records = []
+    for name in sorted(os.listdir(out)):
+        if name.endswith(".json") and not name.endswith(".marl_eval.json"):
+            with open(os.path.join(out, name)) as f:
+                r = json.load(f)
+            if "skipped" not in r:
+                records.append(r)
+    return records
+
+
+def aggregate(out):
+    """Per env and setting: the interquartile mean of the seeds' final greedy
+    summed returns with a 95% stratified bootstrap CI (rliable), the merged
+    marl-eval JSON, and one plot of the greedy curves per env (matplotlib).
+    Needs matplotlib; the IQM needs rliable (the `stats` extra), else it is
+    recorded as unavailable, with the reason."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    try:
+        from rliable import library as rly
+        from rliable import metrics
+    except Exception as e:  # rliable 1.2's arch 7.2 fails to import under pandas 3
+        rly, rliable_error = None, f"{type(e).__name__}: {e}"
+
+    records = load(out)
+    merged, stats = {}, {}
+    for r in records:
+        for env, tasks in marl_eval(r).items():
+            for task, algos in tasks.items():
+                for algo, runs in algos.items():
+                    merged.setdefault(env, {}).setdefault(task, {}).setdefault(algo, {}).update(runs)
+    with open(os.path.join(out, "marl_eval.json"), "w") as f:
+        json.dump(merged, f)
+    groups = {}
+    for r in records:
+        groups.setdefault((r["env"], r["setting"], r["budget"]), []).append(r)
+    for (env, setting, budget), runs in sorted(groups.items()):
+        scores = np.array([[r["final"]["summed_return_mean"]] for r in runs])  # [seeds, 1 task]
+        if rly is not None:
+            point, interval = rly.get_interval_estimates(
+                {setting: scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000)
+            iqm = {"iqm": float(point[setting][0]),
+                   "ci95": [float(interval[setting][0][0]), float(interval[setting][1][0])]}
+        else:
+            iqm = {"iqm": None, "rliable_unavailable": rliable_error}
+        stats[f"{env}/{setting}/{budget}"] = {
+            "seeds": [r["seed"] for r in runs], "final_summed_returns": scores[:, 0].tolist(), **iqm,
+            "random": float(np.mean([r["random"]["summed_return_mean"] for r in runs])),
+            "untrained": float(np.mean([r["untrained"]["summed_return_mean"] for r in runs])),
+            "env_steps_per_s": float(np.mean([r["env_steps_per_s"] for r in runs]))}
+    with open(os.path.join(out, "aggregate.json"), "w") as f:
+        json.dump(stats, f, indent=1)
+    for env in sorted({r["env"] for r in records}):
+        plt.figure(figsize=(5, 3.2))
+        for (e, setting, budget), runs in sorted(groups.items()):
+            if e != env:
+                continue
+            for k, r in enumerate(runs):
+                xs = [c["env_steps"] for c in r["curve"]]
+                ys = [c["summed_return_mean"] for c in r["curve"]]
+                plt.plot(xs, ys, color=f"C{sorted(SETTINGS).index(setting) % 10}", alpha=0.8,
+                         label=f"{setting}" if k == 0 else None)
+        rnd = np.mean([r["random"]["summed_return_mean"] for r in records if r["env"] == env])
+        plt.axhline(rnd, color="grey", linestyle=":", label="random")
+        plt.xlabel("env steps"); plt.ylabel("greedy return (summed over agents)"); plt.title(env)
+        plt.legend(fontsize=7); plt.tight_layout()
+        plt.savefig(os.path.join(out, f"{env}.png"), dpi=100); plt.close()
+    for key, s in stats.items():
+        print(key, s)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", choices=list(ENVS))
@@ -237,10 +310,14 @@ def main():
     parser.add_argument("--out", default="docs/third_party")
     parser.add_argument("--commit", action="store_true", help="git-commit each JSON once written")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
+    parser.add_argument("--aggregate", action="store_true",
+                        help="IQM + 95%% CIs (rliable), merged marl-eval JSON and plots of --out, then exit")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.table:
         return table(args.out)
+    if args.aggregate:
+        return aggregate(args.out)
     if args.env is None:
         parser.error("--env is required")
     import ray

@@ -59,6 +59,14 @@ SETTINGS = {
         "actor_update_delay": 2, "grad_norm_clipping": None}},
 }
 SETTINGS["shared_td3"] = {**SETTINGS["td3"], "share": True}
+# Parameter-shared DDPG with a local critic Q(o_i, a_i) (the published "shared DDPG"
+# baseline of Terry et al. 2020 is this, in RLlib 0.8), less exploration noise.
+SETTINGS["shared_ddpg_local"] = {"share": True, "training": {
+    **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
+    "actor_update_delay": 1, "use_local_critic": True, "exploration_noise_scale": 0.1}}
+# shared_td3 with noise 0.1 (TD3's BipedalWalker value).
+SETTINGS["shared_td3_n01"] = {"share": True, "training": {
+    **SETTINGS["td3"]["training"], "exploration_noise_scale": 0.1}}
 SETTINGS["shared_ddpg"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
     "actor_update_delay": 1}}
@@ -174,8 +182,12 @@ def run(env_key, setting, seed, budget, eval_every, episodes):
             train_returns.append([steps, result["env_runners"].get("episode_return_mean")])
             if steps >= next_eval or steps >= budget:
                 agents, returns, lengths = greedy(algo, env_name, env_config, episodes)
+                learner = {pid: {k: v for k, v in info.get("learner_stats", {}).items()
+                                 if isinstance(v, (int, float))}
+                           for pid, info in result.get("info", {}).get("learner", {}).items()
+                           if isinstance(info, dict)}
                 curve.append({"env_steps": int(steps), "train_seconds": round(seconds, 1),
-                              **summary(agents, returns, lengths)})
+                              **summary(agents, returns, lengths), "learner_stats": learner})
                 next_eval = (steps // eval_every + 1) * eval_every
                 print(env_key, setting, seed, steps, f"{steps / seconds:.0f} steps/s", "greedy",
                       round(curve[-1]["summed_return_mean"], 1), "train", train_returns[-1][1], flush=True)

@@ -64,6 +64,14 @@ SETTINGS["shared_td3"] = {**SETTINGS["td3"], "share": True}
 SETTINGS["shared_ddpg_local"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
     "actor_update_delay": 1, "use_local_critic": True, "exploration_noise_scale": 0.1}}
+# For Discrete actions (Gumbel-Softmax): the paper's actor regularization kept
+# (td3's 0 lets the logits grow until the greedy action is constant), lr 1e-3,
+# gamma 0.99, one update per 8 env steps on 256 rows, one shared policy.
+SETTINGS["shared_discrete"] = {"share": True, "training": {
+    "actor_lr": 1e-3, "critic_lr": 1e-3, "tau": 0.01, "gamma": 0.99,
+    "env_steps_per_update": 8, "train_batch_size": 256,
+    "num_steps_sampled_before_learning_starts": 10_000, "actor_hiddens": [128, 128],
+    "critic_hiddens": [128, 128]}}
 # shared_td3 with noise 0.1 (TD3's BipedalWalker value).
 SETTINGS["shared_td3_n01"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "exploration_noise_scale": 0.1}}

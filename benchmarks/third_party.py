@@ -65,7 +65,7 @@ SETTINGS["shared_ddpg_local"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
     "actor_update_delay": 1, "use_local_critic": True, "exploration_noise_scale": 0.1}}
 # For Discrete actions (Gumbel-Softmax): the paper's actor regularization kept
-# (td3's 0 lets the logits grow until the greedy action is constant), lr 1e-3,
+# (suspected: with td3's 0 the logits grow until the greedy action is constant), lr 1e-3,
 # gamma 0.99, one update per 8 env steps on 256 rows, one shared policy.
 SETTINGS["shared_discrete"] = {"share": True, "training": {
     "actor_lr": 1e-3, "critic_lr": 1e-3, "tau": 0.01, "gamma": 0.99,

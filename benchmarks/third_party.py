@@ -328,6 +328,7 @@ def main():
     parser.add_argument("--eval-every", type=int, default=25_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out", default="docs/third_party")
+    parser.add_argument("--tag", default="", help="suffix of the run's file names (e.g. a second budget)")
     parser.add_argument("--commit", action="store_true", help="git-commit each JSON once written")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
     parser.add_argument("--aggregate", action="store_true",
@@ -350,7 +351,8 @@ def main():
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         for seed in args.seeds:
-            stem = os.path.join(args.out, f"{args.env}__{args.setting}__seed{seed}")
+            stem = os.path.join(args.out, f"{args.env}__{args.setting}__seed{seed}"
+                                + (f"__{args.tag}" if args.tag else ""))
             if os.path.exists(stem + ".json"):
                 print(f"{stem}.json exists, skipped")
                 continue

@@ -72,6 +72,10 @@ SETTINGS["shared_discrete"] = {"share": True, "training": {
     "env_steps_per_update": 8, "train_batch_size": 256,
     "num_steps_sampled_before_learning_starts": 10_000, "actor_hiddens": [128, 128],
     "critic_hiddens": [128, 128]}}
+# shared_ddpg_local's settings with MADDPG's centralized critic (no TD3 extras):
+# isolates the critic's inputs from shared_td3_n01's twin critics, smoothing, delay.
+SETTINGS["shared_maddpg_n01"] = {"share": True, "training": {
+    **SETTINGS["shared_ddpg_local"]["training"], "use_local_critic": False}}
 # shared_td3 with noise 0.1 (TD3's BipedalWalker value).
 SETTINGS["shared_td3_n01"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "exploration_noise_scale": 0.1}}

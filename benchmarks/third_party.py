@@ -238,15 +238,16 @@ def table(out):
         if name.endswith(".json") and not name.endswith(".marl_eval.json"):
             with open(os.path.join(out, name)) as f:
                 records.append(json.load(f))
-    rows = ["| env | setting | seed | budget | env steps/s | random | untrained greedy | final greedy | best greedy along the curve |",
+    rows = ["| env | setting | seed | budget | env steps/s | random | untrained greedy | final greedy | best greedy after step 0 (at env steps) |",
             "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if "skipped" in r:
             rows.append(f"| {r['env']} | {r['setting']} | {r['seed']} | skipped: {r['skipped']} | | | | | |")
             continue
+        best = max(r["curve"][1:], key=lambda c: c["summed_return_mean"])
         rows.append(f"| {r['env']} | {r['setting']} | {r['seed']} | {r['budget']} | {r['env_steps_per_s']:.0f} | "
                     f"{r['random']['summed_return_mean']:.1f} | {r['untrained']['summed_return_mean']:.1f} | "
-                    f"{r['final']['summed_return_mean']:.1f} | {r['best_greedy_summed_return']:.1f} |")
+                    f"{r['final']['summed_return_mean']:.1f} | {best['summed_return_mean']:.1f} ({best['env_steps']}) |")
     print("\n".join(rows))
 
 

@@ -238,16 +238,19 @@ def table(out):
         if name.endswith(".json") and not name.endswith(".marl_eval.json"):
             with open(os.path.join(out, name)) as f:
                 records.append(json.load(f))
-    rows = ["| env | setting | seed | budget | env steps/s | random | untrained greedy | final greedy | best greedy after step 0 (at env steps) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| env | setting | seed | budget | env steps/s | random | untrained greedy | final greedy | best greedy after step 0 (at env steps) | training return, last 10k steps (exploring) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if "skipped" in r:
-            rows.append(f"| {r['env']} | {r['setting']} | {r['seed']} | skipped: {r['skipped']} | | | | | |")
+            rows.append(f"| {r['env']} | {r['setting']} | {r['seed']} | skipped: {r['skipped']} | | | | | | |")
             continue
         best = max(r["curve"][1:], key=lambda c: c["summed_return_mean"])
+        last = [x for s, x in r["train_episode_return_mean"] if s > r["train_episode_return_mean"][-1][0] - 10_000
+                and x is not None and x == x]
         rows.append(f"| {r['env']} | {r['setting']} | {r['seed']} | {r['budget']} | {r['env_steps_per_s']:.0f} | "
                     f"{r['random']['summed_return_mean']:.1f} | {r['untrained']['summed_return_mean']:.1f} | "
-                    f"{r['final']['summed_return_mean']:.1f} | {best['summed_return_mean']:.1f} ({best['env_steps']}) |")
+                    f"{r['final']['summed_return_mean']:.1f} | {best['summed_return_mean']:.1f} ({best['env_steps']}) | "
+                    f"{np.mean(last) if last else float('nan'):.1f} |")
     print("\n".join(rows))
 
 

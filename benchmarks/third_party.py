@@ -254,6 +254,33 @@ def table(out):
     print("\n".join(rows))
 
 
+# The best setting found per env (the summary's last column), by the measurements
+# in docs/third_party.md.
+BEST = {"multiwalker": "shared_ddpg_local", "pendulum": "shared_td3", "cartpole": "shared_discrete"}
+
+
+def summary_table(out):
+    """Per env: random, untrained greedy, default and best setting's final greedy
+    summed returns, over the seeds run at the same budget (no --tag)."""
+    records = [r for r in load(out) if not r.get("command", "").count("--tag")]
+    rows = ["| env | budget | seeds | random | untrained greedy (default) | default: final greedy | "
+            "best setting | best: final greedy | best: untrained greedy | env steps/s default / best |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda xs: " / ".join(f"{x:.1f}" for x in xs)
+    for env, best in BEST.items():
+        d = sorted([r for r in records if r["env"] == env and r["setting"] == "default"], key=lambda r: r["seed"])
+        b = sorted([r for r in records if r["env"] == env and r["setting"] == best], key=lambda r: r["seed"])
+        if not d or not b:
+            continue
+        rows.append(
+            f"| {env} | {d[0]['budget']} / {b[0]['budget']} | {','.join(str(r['seed']) for r in b)} | "
+            f"{d[0]['random']['summed_return_mean']:.1f} | {fmt(r['untrained']['summed_return_mean'] for r in d)} | "
+            f"{fmt(r['final']['summed_return_mean'] for r in d)} | {best} | "
+            f"{fmt(r['final']['summed_return_mean'] for r in b)} | {fmt(r['untrained']['summed_return_mean'] for r in b)} | "
+            f"{np.mean([r['env_steps_per_s'] for r in d]):.0f} / {np.mean([r['env_steps_per_s'] for r in b]):.0f} |")
+    print("\n".join(rows))
+
+
 def load(out):
     records = []
     for name in sorted(os.listdir(out)):
@@ -339,6 +366,7 @@ def main():
     parser.add_argument("--tag", default="", help="suffix of the run's file names (e.g. a second budget)")
     parser.add_argument("--commit", action="store_true", help="git-commit each JSON once written")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
+    parser.add_argument("--summary", action="store_true", help="per env: random, untrained, default, best; then exit")
     parser.add_argument("--aggregate", action="store_true",
                         help="IQM + 95%% CIs (rliable), merged marl-eval JSON and plots of --out, then exit")
     args = parser.parse_args()
@@ -347,6 +375,8 @@ def main():
         return table(args.out)
     if args.aggregate:
         return aggregate(args.out)
+    if args.summary:
+        return summary_table(args.out)
     if args.env is None:
         parser.error("--env is required")
     import ray

@@ -235,7 +235,7 @@ def git_commit(paths, message):
 def table(out):
     records = []
     for name in sorted(os.listdir(out)):
-        if name.endswith(".json") and not name.endswith(".marl_eval.json"):
+        if "__" in name and name.endswith(".json") and not name.endswith(".marl_eval.json"):
             with open(os.path.join(out, name)) as f:
                 records.append(json.load(f))
     rows = ["| env | setting | seed | budget | env steps/s | random | untrained greedy | final greedy | best greedy after step 0 (at env steps) | training return, last 10k steps (exploring) |",
@@ -284,7 +284,7 @@ def summary_table(out):
 def load(out):
     records = []
     for name in sorted(os.listdir(out)):
-        if name.endswith(".json") and not name.endswith(".marl_eval.json"):
+        if "__" in name and name.endswith(".json") and not name.endswith(".marl_eval.json"):
             with open(os.path.join(out, name)) as f:
                 r = json.load(f)
             if "skipped" not in r:

@@ -92,6 +92,8 @@ def report(name: str, run_dir: str, seconds: float, results) -> int:
               f"{metrics.get('num_env_steps_sampled_lifetime') or 0:,} env steps, {format_returns(metrics)}")
         if result.checkpoint:
             print(f"      last checkpoint: {result.checkpoint.path}")
+        elif status == INTERRUPTED and not iterations:
+            print("      not started yet: --resume starts it")
         elif status == INTERRUPTED:
             print("      no checkpoint yet (--checkpoint-freq N saves one every N iterations)")
         if status == ERROR:

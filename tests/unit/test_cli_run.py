@@ -59,3 +59,25 @@ def test_the_progress_line_shows_the_episode_return_beside_each_policys():
     runners = {"policy_reward_mean": {"agent_0": -3.0}, "episode_return_mean": -3.0}  # one agent
     assert format_returns({"env_runners": runners}) == "return agent_0=-3.00"
     assert format_returns({"env_runners": {}}) == "return -"
+
+
+def test_the_summary_tells_an_interrupted_trial_from_one_never_started(tmp_path, capsys):
+    import types
+
+    from rllib_maddpg.cli.errors import EXIT_INTERRUPTED
+    from rllib_maddpg.cli.progress import report
+
+    def result(name, iterations, checkpoint=None):
+        path = tmp_path / name
+        path.mkdir()
+        metrics = {"training_iteration": iterations, "trial_id": name, "done": False} if iterations else {}
+        return types.SimpleNamespace(metrics=metrics, error=None, path=str(path),
+                                     checkpoint=checkpoint and types.SimpleNamespace(path=checkpoint))
+
+    code = report("exp", str(tmp_path), 3.0, [result("ran", 16, "/x/checkpoint_000000"), result("ran_no_ckpt", 2),
+                                              result("pending", 0)])
+    out = capsys.readouterr().out
+    assert code == EXIT_INTERRUPTED
+    assert "last checkpoint: /x/checkpoint_000000" in out
+    assert "no checkpoint yet (--checkpoint-freq N" in out  # it ran, and its iterations will run again
+    assert "pending: INTERRUPTED, 0 iterations" in out and "not started yet: --resume starts it" in out

@@ -41,17 +41,19 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rllib_maddpg.core import joint as jb
-from rllib_maddpg.core import update
-from rllib_maddpg.core.actions import make_action_head
-from rllib_maddpg.core.batched import BatchedMADDPG
-from rllib_maddpg.core.networks import MADDPGNetworks
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
+from plain_learner import PlainLearner  # noqa: E402  (test support: agent i as plain torch)
+from rllib_maddpg.core import joint as jb  # noqa: E402
+from rllib_maddpg.core import update  # noqa: E402
+from rllib_maddpg.core.batched import BatchedMADDPG  # noqa: E402
 
 # The paper's / original code's values (MADDPGConfig's defaults).
 CONFIG = {
@@ -77,34 +79,6 @@ def simple_spread_agents(n):
         obs_dim, action_dim = 4 + 2 * n + 2 * (n - 1) + 2 * (n - 1), 5
     return [jb.AgentSpec(f"agent_{k}", f"agent_{k}", obs_dim, action_dim, simplex_segments=(action_dim,))
             for k in range(n)]
-
-
-class PlainLearner:
-    """Agent i of MADDPG as plain torch (as tests/unit/test_core.py's): nets, optimizers, head."""
-
-    def __init__(self, agents, index, config):
-        self.agents, self.agent_index, self.group = agents, index, [index]
-        self.config = config
-        self.masked, self.agent_id_dim, self.inferred_agents, self.num_subpolicies = False, 0, [], 1
-        self.num_grad_updates = 0
-        self.action_head = make_action_head(ACTION_SPACE, agents[index].simplex_segments, config)
-        self.model = MADDPGNetworks(
-            obs_dim=agents[index].obs_dim, action_out_dim=self.action_head.out_dim,
-            critic_in_dim=sum(a.obs_dim + a.action_dim for a in agents),
-            actor_hiddens=config["actor_hiddens"], actor_activation=config["actor_hidden_activation"],
-            critic_hiddens=config["critic_hiddens"], critic_activation=config["critic_hidden_activation"])
-        self.params = self.model.parameter_lists()
-        self.optimizers = {"actor": torch.optim.Adam(self.model.actors.parameters(), lr=config["actor_lr"]),
-                           "critic": torch.optim.Adam(self.model.critic.parameters(), lr=config["critic_lr"])}
-
-    def critic_agents_of(self, i):
-        return list(range(len(self.agents)))
-
-    def with_agent_id(self, x, agents):
-        return x
-
-    def target_actions(self, new_obs, subpolicy=None, agent=None):
-        return self.action_head.target_action(self.model.target_actors[0](new_obs))
 
 
 def random_batch(agents, batch_size, seed):
@@ -136,7 +110,7 @@ def batched_round(batched, batch):
 
 def build(agents, seed):
     torch.manual_seed(seed)
-    return [PlainLearner(agents, k, CONFIG) for k in range(len(agents))]
+    return [PlainLearner(agents, k, CONFIG, ACTION_SPACE, agents[k].simplex_segments) for k in range(len(agents))]
 
 
 def max_abs_diff(learners, batched):

@@ -86,12 +86,10 @@ def runner_node(algo) -> str:
 
 def greedy_return(algo, episodes: int, seed: int) -> float:
     from rllib_maddpg.envs.mpe import make_mpe_env
-    from rllib_maddpg.evaluation import run_episodes
+    from rllib_maddpg.evaluation import run_algorithm_episodes
 
-    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-    mapping = {a.agent_id: a.policy_id for a in algo.agents}
-    result = run_episodes(policies, mapping, make_mpe_env("simple_spread", {}), episodes,
-                          explore=False, seed=10_000 + seed)
+    result = run_algorithm_episodes(algo, make_mpe_env("simple_spread", {}), episodes,
+                                    explore=False, seed=10_000 + seed)
     return float(result.returns.sum(1).mean())
 
 

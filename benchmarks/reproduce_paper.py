@@ -168,15 +168,13 @@ def build_config(name: str, seed: int):
 
 def evaluate(algo, name: str, seed: int, episodes: int) -> Dict:
     from rllib_maddpg.envs import make_mpe_env
-    from rllib_maddpg.evaluation import run_episodes
+    from rllib_maddpg.evaluation import run_algorithm_episodes
 
     setting = SETTINGS[name]
-    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-    mapping = {a.agent_id: a.policy_id for a in algo.agents}
     out = {}
     for mode, explore in (("greedy", False), ("sampled", True)):
         env = make_mpe_env(setting.scenario, setting.env_config)
-        r = run_episodes(policies, mapping, env, episodes, explore=explore, seed=10_000 + seed)
+        r = run_algorithm_episodes(algo, env, episodes, explore=explore, seed=10_000 + seed)
         out[mode] = {
             "returns": dict(zip(map(str, r.agent_ids), r.returns.mean(0).tolist())),
             "team_return": float(r.returns.sum(1).mean()),

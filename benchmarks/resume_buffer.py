@@ -43,14 +43,12 @@ ARMS = ("uninterrupted", "resumed_with_buffer", "resumed_without_buffer")
 
 
 def greedy_return(algo, episodes: int) -> float:
-    from rllib_maddpg.evaluation import run_episodes
+    from rllib_maddpg.evaluation import run_algorithm_episodes
     from rllib_maddpg.envs import make_mpe_env
 
     env = make_mpe_env(algo.config.env.split("/", 1)[1], algo.config.env_config)
-    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-    mapping = {a.agent_id: a.policy_id for a in algo.agents}
     try:
-        return float(run_episodes(policies, mapping, env, episodes, seed=10_000).returns.sum(axis=1).mean())
+        return float(run_algorithm_episodes(algo, env, episodes, seed=10_000).returns.sum(axis=1).mean())
     finally:
         env.close()
 

@@ -101,13 +101,11 @@ def register_extra_envs():
 
 def greedy(algo, env_name, env_config, episodes):
     """Per-episode, per-agent returns of the greedy actors on seeds 10,000 + k."""
-    from rllib_maddpg.evaluation import run_episodes
+    from rllib_maddpg.evaluation import run_algorithm_episodes
 
     env = make_env(env_name, env_config)
-    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-    mapping = {a.agent_id: a.policy_id for a in algo.agents}
     try:
-        result = run_episodes(policies, mapping, env, episodes, seed=10_000)
+        result = run_algorithm_episodes(algo, env, episodes, seed=10_000)
     finally:
         env.close()
     return [str(a) for a in result.agent_ids], result.returns, list(result.lengths)

@@ -41,13 +41,11 @@ def greedy_return(algo, env_name, env_config, episodes):
     """Mean episode return (summed over agents), greedy, on fixed seeds."""
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from rllib_maddpg.evaluation import run_episodes
+    from rllib_maddpg.evaluation import run_algorithm_episodes
 
     env = _global_registry.get(ENV_CREATOR, env_name)(env_config)
-    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-    mapping = {a.agent_id: a.policy_id for a in algo.agents}
     try:
-        result = run_episodes(policies, mapping, env, episodes, seed=10_000)
+        result = run_algorithm_episodes(algo, env, episodes, seed=10_000)
     finally:
         env.close()
     return float(result.returns.sum(axis=1).mean()), float(np.mean(result.lengths))

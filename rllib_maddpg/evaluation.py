@@ -25,6 +25,13 @@ class EvaluationResult:
         return {name: float(np.mean(values)) for name, values in self.task_metrics.items()}
 
 
+def run_algorithm_episodes(algo, env, episodes: int, **kwargs) -> "EvaluationResult":
+    """run_episodes with a MADDPG algorithm's own policies, each agent acting with its policy."""
+    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
+    agent_to_policy = {a.agent_id: a.policy_id for a in algo.agents}
+    return run_episodes(policies, agent_to_policy, env, episodes, **kwargs)
+
+
 def env_action(policy, action):
     """What the env takes, from what the policy returned (RLlib's normalize/clip rules)."""
     from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action

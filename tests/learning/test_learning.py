@@ -52,12 +52,10 @@ def test_speaker_listener_learns_to_communicate(ray_local, inference):
 def greedy_final_distance(algo, episodes=100, seed=10_000):
     """Mean listener-to-target distance at the last step, acting greedily and decentralized."""
     from rllib_maddpg.envs import make_mpe_env
-    from rllib_maddpg.evaluation import run_episodes
+    from rllib_maddpg.evaluation import run_algorithm_episodes
 
-    policies = {a.policy_id: algo.get_policy(a.policy_id) for a in algo.agents}
-    mapping = {a.agent_id: a.policy_id for a in algo.agents}
     env = make_mpe_env("simple_speaker_listener")
-    return run_episodes(policies, mapping, env, episodes, seed=seed).mean_task_metrics()["target_distance"]
+    return run_algorithm_episodes(algo, env, episodes, seed=seed).mean_task_metrics()["target_distance"]
 
 
 def communicates_within(seed, budget, eval_episodes=100, eval_seed=10_000, **training):

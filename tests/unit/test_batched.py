@@ -8,14 +8,14 @@ import torch
 
 from rllib_maddpg.core import joint as jb
 from rllib_maddpg.core import update
-from rllib_maddpg.core.actions import make_action_head
 from rllib_maddpg.core.batched import BatchedMADDPG
-from rllib_maddpg.core.networks import MADDPGNetworks
+from plain_learner import PlainLearner
 
 pytestmark = pytest.mark.unit
 
 N, OBS, ACT, B = 3, 6, 4, 64
-CONFIG = {"actor_lr": 1e-2, "critic_lr": 1e-2, "gamma": 0.95, "tau": 0.01, "grad_norm_clipping": 0.5,
+CONFIG = {"actor_hiddens": [16, 16], "critic_hiddens": [16, 16], "actor_hidden_activation": "relu",
+          "critic_hidden_activation": "relu", "actor_lr": 1e-2, "critic_lr": 1e-2, "gamma": 0.95, "tau": 0.01, "grad_norm_clipping": 0.5,
           "actor_regularization": 1e-3, "actor_update_delay": 1, "gumbel_softmax_temperature": 1.0,
           "gumbel_softmax_hard": False, "gumbel_target_noise": True, "simplex_box_actions": True,
           "target_action_noise": 0.0, "target_action_noise_clip": 0.5}
@@ -23,30 +23,6 @@ HEADS = {  # deterministic tanh (Box), and Gumbel-Softmax with the same seeds in
     "box": (gym.spaces.Box(-1.0, 1.0, (ACT,), np.float32), None),
     "simplex": (gym.spaces.Box(0.0, 1.0, (ACT,), np.float32), (ACT,)),
 }
-
-
-class Learner:
-    """Agent i as plain torch, as tests/unit/test_core.py builds it."""
-
-    def __init__(self, agents, index, config, head):
-        self.agents, self.agent_index, self.group, self.config = agents, index, [index], config
-        self.masked, self.agent_id_dim, self.inferred_agents, self.num_subpolicies = False, 0, [], 1
-        self.action_head = make_action_head(*head, config)
-        self.model = MADDPGNetworks(obs_dim=OBS, action_out_dim=ACT, critic_in_dim=N * (OBS + ACT),
-                                    actor_hiddens=[16, 16], actor_activation="relu",
-                                    critic_hiddens=[16, 16], critic_activation="relu")
-        self.params = self.model.parameter_lists()
-        self.optimizers = {"actor": torch.optim.Adam(self.model.actors.parameters(), lr=config["actor_lr"]),
-                           "critic": torch.optim.Adam(self.model.critic.parameters(), lr=config["critic_lr"])}
-
-    def critic_agents_of(self, i):
-        return list(range(N))
-
-    def with_agent_id(self, x, agents):
-        return x
-
-    def target_actions(self, new_obs, subpolicy=None, agent=None):
-        return self.action_head.target_action(self.model.target_actor(new_obs))
 
 
 @pytest.fixture
@@ -64,7 +40,7 @@ def test_batched_round_equals_the_per_agent_updates(float64, head, scope, mode):
     config = dict(CONFIG, grad_norm_clipping_scope=scope)
     agents = [jb.AgentSpec(k, str(k), OBS, ACT) for k in range(N)]
     torch.manual_seed(0)
-    learners = [Learner(agents, k, config, HEADS[head]) for k in range(N)]
+    learners = [PlainLearner(agents, k, config, *HEADS[head]) for k in range(N)]
     batched = BatchedMADDPG([l.model for l in learners], learners[0].action_head, config, mode)
     rng = np.random.default_rng(0)
     batch = {name: torch.from_numpy(rng.normal(size=(B,) + shape)) for name, (shape, _) in
@@ -81,7 +57,7 @@ def test_batched_round_equals_the_per_agent_updates(float64, head, scope, mode):
             for name in ("q_mean", "target_y_mean", "critic_loss", "critic_grad_norm",
                          "actor_loss", "actor_grad_norm"):
                 assert stats[name][k].item() == pytest.approx(expected[k][name], rel=1e-9), (r, k, name)
-    copies = [Learner(agents, k, config, HEADS[head]) for k in range(N)]
+    copies = [PlainLearner(agents, k, config, *HEADS[head]) for k in range(N)]
     batched.write_back([c.model for c in copies])
     for learner, copy in zip(learners, copies):
         for (name, value), other in zip(learner.model.state_dict().items(), copy.model.state_dict().values()):

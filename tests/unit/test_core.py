@@ -11,8 +11,7 @@ import torch
 
 from rllib_maddpg.core import joint as jb
 from rllib_maddpg.core import update
-from rllib_maddpg.core.actions import make_action_head
-from rllib_maddpg.core.networks import MADDPGNetworks
+from plain_learner import PlainLearner
 from support import ACTION_SPACES, build_policies, random_joint_batch
 
 pytestmark = pytest.mark.unit
@@ -39,36 +38,9 @@ def test_core_imports_neither_ray_nor_the_adapter():
                     assert module.startswith("rllib_maddpg.core"), (file, module)
 
 
-class PlainLearner:
-    """Agent i of MADDPG as plain torch: networks, named optimizers, its action head."""
-
-    def __init__(self, agents, index, config):
-        self.agents, self.agent_index, self.group = agents, index, [index]
-        self.config = config
-        self.masked, self.agent_id_dim, self.inferred_agents, self.num_subpolicies = False, 0, [], 1
-        self.action_head = make_action_head(ACTION_SPACES[index], None, config)
-        self.model = MADDPGNetworks(
-            obs_dim=agents[index].obs_dim, action_out_dim=self.action_head.out_dim,
-            critic_in_dim=sum(a.obs_dim + a.action_dim for a in agents),
-            actor_hiddens=config["actor_hiddens"], actor_activation=config["actor_hidden_activation"],
-            critic_hiddens=config["critic_hiddens"], critic_activation=config["critic_hidden_activation"])
-        self.params = self.model.parameter_lists()
-        self.optimizers = {"actor": torch.optim.Adam(self.model.actors.parameters(), lr=config["actor_lr"]),
-                           "critic": torch.optim.Adam(self.model.critic.parameters(), lr=config["critic_lr"])}
-
-    def critic_agents_of(self, i):
-        return list(range(len(self.agents)))
-
-    def with_agent_id(self, x, agents):
-        return x
-
-    def target_actions(self, new_obs, subpolicy=None, agent=None):
-        return self.action_head.target_action(self.model.target_actors[0](new_obs))
-
-
 def test_one_update_on_plain_torch_equals_the_rllib_policys():
     config, policies = build_policies()
-    plain = [PlainLearner(config._maddpg_agents, k, policies[k].config) for k in range(3)]
+    plain = [PlainLearner(config._maddpg_agents, k, policies[k].config, ACTION_SPACES[k]) for k in range(3)]
     for learner, policy in zip(plain, policies):
         learner.model.load_state_dict(
             {k: v for k, v in policy.model.state_dict().items()}, strict=True)

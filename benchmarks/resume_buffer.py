@@ -89,6 +89,10 @@ def run_seed(seed: int, resume_at: int, budget: int, eval_every: int, eval_episo
         prefix, prefix_greedy = [], []
         print(f"seed {seed}: training to {resume_at:,} env steps", flush=True)
         train_to(first, resume_at, eval_every, eval_episodes, prefix, prefix_greedy)
+        if prefix[-1]["env_steps"] >= budget:
+            raise SystemExit(f"resume_buffer.py: the checkpoint falls at {prefix[-1]['env_steps']:,} env steps "
+                             f"(iterations of min_sample_timesteps_per_iteration from {spec['path']}), not before "
+                             f"--budget {budget:,}: raise --budget")
         out["prefix"] = {"curve": prefix, "greedy": prefix_greedy}
 
         with_buffer, without_buffer = os.path.join(tmp, "with"), os.path.join(tmp, "without")

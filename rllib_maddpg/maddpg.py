@@ -39,6 +39,7 @@ from rllib_maddpg.core import joint as jb
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
 from rllib_maddpg.fault_tolerance import FaultTolerance
 from rllib_maddpg.policy import MADDPGTorchPolicy
+from rllib_maddpg import ray_compat
 from rllib_maddpg.learners import PerAgentLearners, make_learners
 from rllib_maddpg.core.replay import JointReplayBuffer
 
@@ -142,6 +143,10 @@ class MADDPG(FaultTolerance, Algorithm):
         super().__setstate__(state)
         if isinstance(getattr(self, "learners", None), PerAgentLearners):
             self.learners.push_states(self.policies_by_id())
+
+    # Algorithm.setup resolves config.env with this: a class path builds the env
+    # as the class itself would, Cls(env_config) (ray_compat.env_id_and_creator).
+    _get_env_id_and_creator = staticmethod(ray_compat.env_id_and_creator)
 
     @override(Algorithm)
     def _create_local_replay_buffer_if_necessary(self, config) -> JointReplayBuffer:

@@ -11,7 +11,9 @@ own algorithms do (DQN, SAC), are listed in ALGORITHM_HOOKS and pinned by the
 same test; they cannot move here because they are part of the class.
 """
 
+import functools
 import importlib
+import inspect
 import signal
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -22,6 +24,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 # buffer in setup, the per-iteration results the `fault_tolerance` stats join,
 # the counters checkpointed with the algorithm, and its timers.
 ALGORITHM_HOOKS = (
+    "_get_env_id_and_creator",
     "_create_local_replay_buffer_if_necessary",
     "_compile_iteration_results_old_api_stack",
     "_counters",
@@ -32,8 +35,51 @@ ALGORITHM_HOOKS = (
 def env_id_and_creator(env: Any, config: AlgorithmConfig) -> Tuple[Optional[str], Callable]:
     """(env id, creator) for `config.env` as RLlib resolves it (registered name,
     gymnasium id, class path or class); creator(EnvContext) builds the env.
-    Private: RLlib has no public function that resolves an env specifier."""
+    Private: RLlib has no public function that resolves an env specifier.
+
+    One change, which MADDPG's setup uses too (MADDPG._get_env_id_and_creator):
+    RLlib builds a class path as `Cls(**env_config)` but a class as
+    `Cls(env_config)`, so RLlib's own env classes, whose constructor takes one
+    `config` dict (e.g. `ray.rllib.examples.envs.classes.multi_agent.MultiAgentPendulum`
+    with env_config {num_agents: 2}), cannot be named in a YAML file. Where the
+    class's constructor cannot take env_config's keys as keyword arguments, a
+    class path is built as the class itself would be: `Cls(env_config)`."""
+    if isinstance(env, str) and "." in env and not _is_registered_env(env):
+        cls = _import_class(env)
+        if cls is not None and not _takes_keywords(cls, config.env_config):
+            return env, functools.partial(_build, cls)
     return Algorithm._get_env_id_and_creator(env, config)
+
+
+def _is_registered_env(name: str) -> bool:
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+    return _global_registry.contains(ENV_CREATOR, name)
+
+
+def _import_class(path: str) -> Optional[type]:
+    module, _, name = path.rpartition(".")
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None  # not a class path: RLlib's own resolution (and its error) applies
+    return value if isinstance(value, type) else None
+
+
+def _takes_keywords(cls: type, env_config) -> bool:
+    """Whether `cls(**env_config)` can bind (RLlib's class-path call)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return True
+    names = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                  inspect.Parameter.KEYWORD_ONLY)}
+    return set(map(str, dict(env_config or {}))) <= names
+
+
+def _build(cls: type, env_context):
+    return cls(env_context)
 
 
 def translate_config_key(key: str) -> str:

@@ -147,3 +147,29 @@ def test_end_tune_run_sets_the_event_tunes_loop_stops_on():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_class_path_env_is_built_as_its_class_with_the_env_config_dict():
+    # RLlib's class path calls Cls(**env_config), which RLlib's own env classes
+    # (constructor takes one config dict) reject; MADDPG builds Cls(env_config).
+    from rllib_maddpg import MADDPGConfig
+    from rllib_maddpg.maddpg import MADDPG
+
+    path = "ray.rllib.examples.envs.classes.multi_agent.MultiAgentPendulum"
+    config = MADDPGConfig().environment(path, env_config={"num_agents": 2})
+    with pytest.raises(TypeError, match="num_agents"):
+        Algorithm._get_env_id_and_creator(path, config)[1](EnvContext(config.env_config, worker_index=0))
+    for resolve in (ray_compat.env_id_and_creator, MADDPG._get_env_id_and_creator):
+        env_id, creator = resolve(path, config)
+        assert env_id == path
+        env = creator(EnvContext(config.env_config, worker_index=0))
+        assert sorted(env.reset(seed=0)[0]) == [0, 1]
+    # Classes that take env_config's keys as keywords keep RLlib's Cls(**env_config).
+    config = MADDPGConfig().environment("rllib_maddpg.envs.PettingZooEnv",
+                                        env_config={"pettingzoo_env": "mpe2.simple_spread_v3", "N": 2})
+    _, creator = ray_compat.env_id_and_creator(config.env, config)
+    env = creator(EnvContext(config.env_config, worker_index=0))
+    try:
+        assert len(env.reset(seed=0)[0]) == 2
+    finally:
+        env.close()

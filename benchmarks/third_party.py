@@ -42,6 +42,8 @@ ENVS = {
     "kaz": ("user/knights_archers_zombies_v11", {}),
     "cartpole": ("user/multi_agent_cartpole", {}),  # 2 agents (tests/user_envs.py)
     "pendulum": ("user/multi_agent_pendulum", {"num_agents": 2}),
+    # RLlib's cooperative matrix game (Rashid et al. 2018, QMIX's two-step game), by class path.
+    "two_step_game": ("ray.rllib.examples.envs.classes.multi_agent.two_step_game.TwoStepGame", {}),
 }
 
 # A setting: "training" (MADDPGConfig.training keys), "env_runners" overrides,
@@ -85,8 +87,12 @@ SETTINGS["shared_ddpg"] = {"share": True, "training": {
 
 
 def make_env(env_name, env_config):
-    from ray.tune.registry import ENV_CREATOR, _global_registry
-    return _global_registry.get(ENV_CREATOR, env_name)(env_config)
+    from ray.rllib.env.env_context import EnvContext
+    from rllib_maddpg import MADDPGConfig
+    from rllib_maddpg.ray_compat import env_id_and_creator
+
+    config = MADDPGConfig().environment(env_name, env_config=env_config)
+    return env_id_and_creator(env_name, config)[1](EnvContext(env_config, worker_index=0))
 
 
 def register_extra_envs():
@@ -254,7 +260,8 @@ def table(out):
 
 # The best setting found per env (the summary's last column), by the measurements
 # in docs/third_party.md.
-BEST = {"multiwalker": "shared_ddpg_local", "pendulum": "shared_td3", "cartpole": "shared_discrete"}
+BEST = {"multiwalker": "shared_ddpg_local", "pendulum": "shared_td3", "cartpole": "shared_discrete",
+        "two_step_game": "shared_discrete"}
 
 
 def summary_table(out):
@@ -302,7 +309,7 @@ def aggregate(out):
     try:
         from rliable import library as rly
         from rliable import metrics
-    except Exception as e:  # rliable 1.2's arch 7.2 fails to import under pandas 3
+    except Exception as e:  # rliable 1.2's arch 7.2 fails to import under pandas 3 (the extra pins pandas<3)
         rly, rliable_error = None, f"{type(e).__name__}: {e}"
 
     records = load(out)
@@ -321,7 +328,8 @@ def aggregate(out):
         scores = np.array([[r["final"]["summed_return_mean"]] for r in runs])  # [seeds, 1 task]
         if rly is not None:
             point, interval = rly.get_interval_estimates(
-                {setting: scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000)
+                {setting: scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
+                random_state=np.random.RandomState(0))  # the same CI on every rerun
             iqm = {"iqm": float(point[setting][0]),
                    "ci95": [float(interval[setting][0][0]), float(interval[setting][1][0])]}
         else:

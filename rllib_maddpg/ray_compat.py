@@ -41,9 +41,9 @@ def env_id_and_creator(env: Any, config: AlgorithmConfig) -> Tuple[Optional[str]
     RLlib builds a class path as `Cls(**env_config)` but a class as
     `Cls(env_config)`, so RLlib's own env classes, whose constructor takes one
     `config` dict (e.g. `ray.rllib.examples.envs.classes.multi_agent.MultiAgentPendulum`
-    with env_config {num_agents: 2}), cannot be named in a YAML file. Where the
-    class's constructor cannot take env_config's keys as keyword arguments, a
-    class path is built as the class itself would be: `Cls(env_config)`."""
+    with env_config {num_agents: 2}), cannot be named in a YAML file. Where
+    `Cls(**env_config)` does not bind to the constructor's signature, a class
+    path is built as the class itself would be: `Cls(env_config)`."""
     if isinstance(env, str) and "." in env and not _is_registered_env(env):
         cls = _import_class(env)
         if cls is not None and not _takes_keywords(cls, config.env_config):
@@ -66,16 +66,14 @@ def _import_class(path: str) -> Optional[type]:
 
 
 def _takes_keywords(cls: type, env_config) -> bool:
-    """Whether `cls(**env_config)` can bind (RLlib's class-path call)."""
+    """Whether `cls(**env_config)` (RLlib's class-path call) binds to the constructor."""
     try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
+        inspect.signature(cls).bind(**{str(k): v for k, v in dict(env_config or {}).items()})
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect: leave it to RLlib
         return True
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return True
-    names = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                  inspect.Parameter.KEYWORD_ONLY)}
-    return set(map(str, dict(env_config or {}))) <= names
+    return True
 
 
 def _build(cls: type, env_context):

@@ -164,6 +164,11 @@ def test_a_class_path_env_is_built_as_its_class_with_the_env_config_dict():
         assert env_id == path
         env = creator(EnvContext(config.env_config, worker_index=0))
         assert sorted(env.reset(seed=0)[0]) == [0, 1]
+    # A required config argument and an empty env_config: Cls({}), where RLlib calls Cls().
+    path = "ray.rllib.examples.envs.classes.multi_agent.two_step_game.TwoStepGame"
+    config = MADDPGConfig().environment(path)
+    env = MADDPG._get_env_id_and_creator(path, config)[1](EnvContext({}, worker_index=0))
+    assert sorted(env.reset(seed=0)[0]) == [0, 1]
     # Classes that take env_config's keys as keywords keep RLlib's Cls(**env_config).
     config = MADDPGConfig().environment("rllib_maddpg.envs.PettingZooEnv",
                                         env_config={"pettingzoo_env": "mpe2.simple_spread_v3", "N": 2})

@@ -112,6 +112,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.grad_norm_clipping_scope = "variable"
         self.layer_init = "glorot_uniform"
         self.standardize_rewards = False
+        self.n_step = 1
         self.torch_num_threads = 1
         self.independent_minibatches = False
         self.actor_regularization = 1e-3
@@ -171,6 +172,7 @@ class MADDPGConfig(AlgorithmConfig):
         grad_norm_clipping_scope: Optional[str] = NotProvided,
         layer_init: Optional[str] = NotProvided,
         standardize_rewards: Optional[bool] = NotProvided,
+        n_step: Optional[int] = NotProvided,
         independent_minibatches: Optional[bool] = NotProvided,
         actor_regularization: Optional[float] = NotProvided,
         use_local_critic: Optional[Union[bool, List[str]]] = NotProvided,
@@ -241,6 +243,13 @@ class MADDPGConfig(AlgorithmConfig):
                 rows of the replay buffer D (as maddpg-pytorch and EPyMARL do;
                 not in the paper). Shifting by a constant keeps the optimal
                 policy only while episodes end by time limits (as in MPE).
+            n_step: n, the horizon of the critics' TD target:
+                y_i = sum_{j<k} gamma^j r_i(t+j) + gamma^k (1 - d_i) Q'_i(x_{t+k}, a'),
+                k = min(n, steps left in the episode or the sampled fragment),
+                a' from the target actors at learn time (core/nstep.py; not in
+                the paper, which uses n = 1). Rewards summed over the steps
+                after t follow the behaviour policy (the usual n-step bias
+                off-policy). 1: the paper's one-step target. >= 1.
             independent_minibatches: each agent updates on its own minibatch
                 from D, drawn (with fresh target actions) just before its update,
                 as the original code did; False: all agents of an update round
@@ -645,6 +654,10 @@ class MADDPGConfig(AlgorithmConfig):
         check(isinstance(self.target_action_noise_clip, (int, float))
               and not isinstance(self.target_action_noise_clip, bool) and self.target_action_noise_clip > 0,
               "target_action_noise_clip", "use a number > 0 (TD3: 0.5)")
+        check(isinstance(self.n_step, (int, np.integer)) and not isinstance(self.n_step, bool) and self.n_step >= 1,
+              "n_step", "use an integer >= 1 (1: the paper's one-step target)")
+        check(self.n_step == 1 or not self.standardize_rewards, "n_step",
+              "n-step reward sums are not standardized: set standardize_rewards False or n_step 1")
         check(isinstance(self.actor_update_delay, (int, np.integer)) and not isinstance(self.actor_update_delay, bool)
               and self.actor_update_delay >= 1,
               "actor_update_delay", "use an integer >= 1 (1: every update; MATD3: 2)")

@@ -31,6 +31,7 @@ from rllib_maddpg.core.joint import (  # noqa: F401  (AgentSpec: checkpoints nam
     ALIVE, CRITIC_ACTION, NEXT_ALIVE, SUBPOLICY, AgentSpec, actions_col, alive_col, new_obs_col,
     next_alive_col, obs_col, replay_columns, rewards_col, subpolicy_col, terminateds_col,
 )
+from rllib_maddpg.core.nstep import n_step_rows
 from rllib_maddpg.env_checks import check_finite, not_lockstep
 
 # The key of the joint rows in a MultiAgentBatch from the lockstep sampler.
@@ -46,9 +47,12 @@ def attach_joint_columns(
     other_agent_batches: Optional[Dict],
     agents: Sequence[AgentSpec],
     own_index: int,
+    n_step: int = 1,
+    gamma: float = 1.0,
 ) -> SampleBatch:
     """postprocess_trajectory's work: agent `own_index`'s data checked and, for the
-    row owner (agent 0 of the joint order), every agent's columns attached.
+    row owner (agent 0 of the joint order), every agent's columns attached
+    (with n_step > 1, as n-step rows with discount gamma: core/nstep.py).
 
     `other_agent_batches` maps agent id -> (policy id, policy, batch), as RLlib
     passes it. It is None while RLlib initialises a policy on a dummy batch;
@@ -96,6 +100,12 @@ def attach_joint_columns(
             for name, column in ((ALIVE, alive_col(k)), (NEXT_ALIVE, next_alive_col(k))):
                 batch[column] = (np.asarray(source[name], np.float32) if name in source
                                  else np.ones(n, np.float32))
+    if n_step > 1:
+        names = list(replay_columns(agents))
+        rows = n_step_rows({name: batch[name] for name in names}, np.asarray(batch[SampleBatch.EPS_ID]),
+                           len(agents), gamma, n_step)
+        for name, column in rows.items():
+            batch[name] = column
     return batch
 
 
@@ -119,7 +129,7 @@ def split_joint_rows(batch: SampleBatch) -> SampleBatch:
     return SampleBatch({name: batch.pop(name) for name in names})
 
 
-def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str, np.ndarray]:
+def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec], n_step: int = 1) -> Dict[str, np.ndarray]:
     """The joint replay rows of a sampled MultiAgentBatch, one per env step.
 
     From the lockstep sampler: its JOINT_ROWS batch. From RLlib's own sampler:
@@ -139,7 +149,7 @@ def joint_rows(batch: MultiAgentBatch, agents: Sequence[AgentSpec]) -> Dict[str,
                 f"policy {pid!r} of {size} agent(s) sampled {count} rows where "
                 f"{steps} env steps need {steps * size}"
             )
-    return {name: rows[name] for name in replay_columns(agents)}
+    return {name: rows[name] for name in replay_columns(agents, n_step)}
 
 
 def agent_steps(batch: MultiAgentBatch) -> int:

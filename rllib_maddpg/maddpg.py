@@ -153,7 +153,7 @@ class MADDPG(FaultTolerance, Algorithm):
         # Called by Algorithm.setup: D is MADDPG's joint buffer, not RLlib's.
         return JointReplayBuffer(
             config.replay_buffer_config["capacity"],
-            jb.replay_columns(self.agents),
+            jb.replay_columns(self.agents, config.n_step),
             seed=config.seed,
             # D_i^(k) of each policy ensemble: the rows where agent i used sub-policy k.
             subset_columns=[jb.subpolicy_col(k) for k, a in enumerate(self.agents)
@@ -196,7 +196,7 @@ class MADDPG(FaultTolerance, Algorithm):
         self._counters[NUM_AGENT_STEPS_SAMPLED] += joint_batch.agent_steps(batch)
 
         # 2. Store each env step once, for all agents.
-        self.local_replay_buffer.add(joint_batch.joint_rows(batch, self.agents))
+        self.local_replay_buffer.add(joint_batch.joint_rows(batch, self.agents, self.config.n_step))
 
         # 3. One update per agent every `env_steps_per_update` env steps (on the
         #    learner actors, if any: lost ones are replaced once Ray places them again).

@@ -303,7 +303,8 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         own = self.agent_index
         if len(self.group) > 1 and other_agent_batches is not None:
             own = int(sample_batch[SampleBatch.AGENT_INDEX][0])
-        return joint_batch.attach_joint_columns(sample_batch, other_agent_batches, self.agents, own)
+        return joint_batch.attach_joint_columns(sample_batch, other_agent_batches, self.agents, own,
+                                                n_step=self.config["n_step"], gamma=self.config["gamma"])
 
     # --- learning (the update itself: core/update.py) -------------------------------
 

@@ -24,6 +24,13 @@ Columns (one row per env step):
                               o'_k and did not terminate)          float32 []
     joint_target_actions_{k}  a'_k = mu'_k(o'_k)   torch, learn time only
 
+With n-step returns (`n_step` n > 1; core/nstep.py), r_k is the discounted
+sum of k's rewards over the next k <= n steps of the episode, o'_k, d_k and
+the next-alive flag are those k steps ahead, and one more column holds the
+discount of the bootstrap:
+
+    joint_discount            gamma^k      float32 []
+
 Agents that come and go: where k is absent, its o_k, a_k, r_k (and o'_k
 where it is not in x') are zeros, padding. With masked critics
 (`strict_lockstep` False) the critic sees the alive flags beside x and a,
@@ -47,6 +54,8 @@ SUBPOLICY = "subpolicy"
 # Agents that come and go: whether the agent acted at this step / is in the next joint state.
 ALIVE = "alive"
 NEXT_ALIVE = "next_alive"
+# n-step returns: gamma^k, the discount of the row's bootstrap (only with n_step > 1).
+DISCOUNT_COL = "joint_discount"
 
 
 def obs_col(k: int) -> str:
@@ -111,8 +120,8 @@ class AgentSpec:
     num_subpolicies: int = 1
 
 
-def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ...], type]]:
-    """Column name -> (row shape, dtype) of the joint replay buffer."""
+def replay_columns(agents: Sequence[AgentSpec], n_step: int = 1) -> Dict[str, Tuple[Tuple[int, ...], type]]:
+    """Column name -> (row shape, dtype) of the joint replay buffer (n_step > 1: with joint_discount)."""
     columns = {}
     for k, agent in enumerate(agents):
         columns[obs_col(k)] = ((agent.obs_dim,), np.float32)
@@ -123,6 +132,8 @@ def replay_columns(agents: Sequence[AgentSpec]) -> Dict[str, Tuple[Tuple[int, ..
         columns[subpolicy_col(k)] = ((), np.int64)
         columns[alive_col(k)] = ((), np.float32)
         columns[next_alive_col(k)] = ((), np.float32)
+    if n_step > 1:
+        columns[DISCOUNT_COL] = ((), np.float32)
     return columns
 
 

@@ -15,7 +15,7 @@ Nothing here knows about RLlib, replay or agents' names: the policy passes
 tensors in and applies the gradients. Shapes: B is the minibatch size.
 """
 
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ def critic_target(
     rewards_i: torch.Tensor,
     terminateds_i: torch.Tensor,
     target_q_tp1: torch.Tensor,
-    gamma: float,
+    gamma: Union[float, torch.Tensor],
 ) -> torch.Tensor:
     """TD target of agent i's critic (paper eq. 6).
 
@@ -41,7 +41,8 @@ def critic_target(
         rewards_i: r_i, shape [B].
         terminateds_i: 1.0 where the episode terminated at t+1, shape [B].
         target_q_tp1: Q'_i(x', a'), shape [B].
-        gamma: discount factor gamma.
+        gamma: discount factor gamma; or, for n-step rows (core/nstep.py),
+            gamma^k per row, shape [B], with r_i the k-step discounted reward sum.
 
     Returns:
         y_i, shape [B], with no gradient.
@@ -54,7 +55,7 @@ def twin_critic_target(
     terminateds_i: torch.Tensor,
     target_q1_tp1: torch.Tensor,
     target_q2_tp1: torch.Tensor,
-    gamma: float,
+    gamma: Union[float, torch.Tensor],
 ) -> torch.Tensor:
     """TD target of agent i's twin critics (MATD3, Ackermann et al. 2019).
 

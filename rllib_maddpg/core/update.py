@@ -77,7 +77,8 @@ def update_agent(learner, batch: Dict[str, torch.Tensor], actor_batches=None) ->
 
 
 def critic_loss(learner, batch: Dict[str, torch.Tensor]):
-    """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N) (eq. 6).
+    """Regress Q_i(x, a_1..a_N) on y_i = r_i + gamma (1 - d_i) Q'_i(x', a'_1..a'_N) (eq. 6);
+    with n-step rows, gamma^k per row and r_i, d_i, x' over those k steps (core/nstep.py).
 
     A shared policy's critic Q_G(x, a, id_i) learns from every agent i of its
     group on the minibatch: |G| x B targets, each with agent i's reward and
@@ -86,7 +87,9 @@ def critic_loss(learner, batch: Dict[str, torch.Tensor]):
     With twin critics (MATD3), y_i takes the min of Q^1'_i and Q^2'_i and the
     loss is the sum of both critics' losses on it.
     """
-    model, gamma, twin = learner.model, learner.config["gamma"], learner.model.twin_critics
+    model, twin = learner.model, learner.model.twin_critics
+    # n-step rows (core/nstep.py) carry gamma^k per row; one-step rows use gamma.
+    gamma = batch.get(jb.DISCOUNT_COL, learner.config["gamma"])
     q_t, y, masks = [[] for _ in model.critics], [], []
     for i in learner.group:
         seen = learner.critic_agents_of(i)

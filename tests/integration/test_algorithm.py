@@ -374,3 +374,31 @@ def test_independent_minibatches_give_each_agent_its_own_rows(ray_local, indepen
         assert same == ([False, False] if independent else [True, True])
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep_sampler", "rllib_sampler"])
+def test_n_step_rows_reach_the_buffer_and_train(ray_local, lockstep):
+    """StampEnv (7-step episodes, reward k + 0.1 t): with n_step 3 each stored row
+    bootstraps k <= 3 steps ahead, never past its episode, with gamma^k and the
+    discounted sum of those k rewards; the critics then learn from the rows."""
+    gamma = 0.9
+    config = small_config(StampEnv, env_config={"terminate": True, "episode_len": 7}, n_step=3,
+                          gamma=gamma, use_lockstep_sampler=lockstep)
+    config.env_runners(num_envs_per_env_runner=3, rollout_fragment_length=10)
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        rows = algo.local_replay_buffer.get_state()["data"]
+        t = rows[jb.obs_col(0)][:, 1]
+        k = rows[jb.new_obs_col(0)][:, 1] - t
+        assert ((k >= 1) & (k <= np.minimum(3, 7 - t))).all()
+        assert (k == np.minimum(3, 7 - t)).mean() > 0.7  # only fragment ends cut a window short
+        np.testing.assert_allclose(rows[jb.DISCOUNT_COL], gamma ** k, rtol=1e-6)
+        for i in range(3):
+            want = sum(np.where(j < k, gamma ** j * (i + 0.1 * (t + j + 1)), 0.0) for j in range(3))
+            np.testing.assert_allclose(rows[jb.rewards_col(i)], want, rtol=1e-5)
+            np.testing.assert_array_equal(rows[jb.terminateds_col(i)], t + k == 7)
+        for stats in result["info"]["learner"].values():
+            assert np.isfinite(stats["learner_stats"]["critic_loss"])
+    finally:
+        algo.stop()

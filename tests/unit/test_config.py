@@ -138,6 +138,7 @@ BAD_VALUES = {
     "sample_on_driver_when_runners_down": ["yes"], "env_runner_wait_timeout_s": [0, None],
     "twin_critics": [1], "target_action_noise": [-0.1, "0.2"], "target_action_noise_clip": [0.0],
     "actor_update_delay": [0, 1.5],
+    "n_step": [0, 2.5, True],
 }
 BAD_CASES = [(key, value) for key, values in BAD_VALUES.items() for value in values]
 

@@ -81,6 +81,10 @@ SETTINGS["shared_maddpg_n01"] = {"share": True, "training": {
 # shared_td3 with noise 0.1 (TD3's BipedalWalker value).
 SETTINGS["shared_td3_n01"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "exploration_noise_scale": 0.1}}
+# shared_td3_n01 with 3-step critic targets (the n_step key): does a shorter path for the
+# fall penalty let MADDPG's centralized critic learn where the one-step target did not?
+SETTINGS["shared_td3_n01_nstep3"] = {"share": True, "training": {
+    **SETTINGS["shared_td3_n01"]["training"], "n_step": 3}}
 SETTINGS["shared_ddpg"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
     "actor_update_delay": 1}}

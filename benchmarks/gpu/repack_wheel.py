@@ -28,7 +28,8 @@ def main():
 
     zin = zipfile.ZipFile(args.src)
     names = [i.filename for i in zin.infolist()]
-    record = next(n for n in names if n.endswith(".dist-info/RECORD"))
+    # the wheel's own RECORD (ray also ships vendored packages with dist-info folders of their own)
+    record = next(n for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
     kept = [i for i in zin.infolist() if not i.filename.startswith(tuple(args.drop))]
     missing = [s for s in args.strip if s not in names]
     if missing:

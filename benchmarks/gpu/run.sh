@@ -16,7 +16,7 @@
 #   --no-install  use the Python path as it is (no wheels from .whl/)
 #   --no-ray-stop never run `ray stop --force` (it ends EVERY Ray process of the user, so
 #                 use this on a shared machine; the device machine is ours alone)
-#   PYTHON=...    the interpreter (default python3)
+#   PYTHON=...    the interpreter (default python3); SITE=... where the wheels go (default /tmp/site)
 #
 # Needs the wheels of benchmarks/gpu/make_bundle.sh in <repo>/.whl (the device image has
 # no ray, gymnasium, pettingzoo, mpe2); installs them to /tmp/site.
@@ -50,6 +50,7 @@ while [ $# -gt 0 ]; do
 done
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-python3}
+SITE=${SITE:-/tmp/site}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 LOG="$OUT/log.txt"
@@ -101,13 +102,13 @@ INSTALL_S=0
 if [ "$INSTALL" = 1 ]; then
   start=$(date +%s)
   if ls "$ROOT"/.whl/*.whl > /dev/null 2>&1; then
-    say "installing $(ls "$ROOT"/.whl/*.whl | wc -l) wheels to /tmp/site"
-    timeout 180 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    say "installing $(ls "$ROOT"/.whl/*.whl | wc -l) wheels to $SITE"
+    timeout 180 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
       "$ROOT"/.whl/*.whl >> "$LOG" 2>&1 || say "pip install failed (rc $?): see log.txt"
   else
     say "no wheels in $ROOT/.whl: run benchmarks/gpu/make_bundle.sh where a package index is reachable"
   fi
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
   INSTALL_S=$(( $(date +%s) - start ))
 fi
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}   # rllib_maddpg, for Ray's workers too

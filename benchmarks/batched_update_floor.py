@@ -225,8 +225,9 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_paths(paths, batch, reps, rounds, device=torch.device("cpu")):
+def time_paths(paths, batch, reps, rounds, device=None):
     """Rounds/s of each path: `rounds` rounds per timing, paths interleaved and rotated, `reps` times."""
+    device = device or torch.device("cpu")
     names = list(paths)
     samples = {name: [] for name in names}
     for rep in range(reps):

@@ -12,7 +12,7 @@ import sys
 
 def run(cmd):
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
         return (out.stdout or out.stderr).strip()
     except Exception as exc:  # noqa: BLE001
         return f"{type(exc).__name__}: {exc}"
@@ -45,9 +45,9 @@ try:
 except Exception as exc:  # noqa: BLE001
     info["torch_error"] = f"{type(exc).__name__}: {exc}"
 if shutil.which("nvidia-smi"):
-    info["nvidia_smi"] = run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,memory.used,"
-                              "clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,utilization.gpu",
-                              "--format=csv"])
+    query = ("name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,power.draw,power.limit,"
+             "temperature.gpu,utilization.gpu")
+    info["nvidia_smi"] = run(["nvidia-smi", f"--query-gpu={query}", "--format=csv"])
     info["nvidia_smi_header"] = run(["nvidia-smi"]).splitlines()[:4]
 else:
     info["nvidia_smi"] = "not found"

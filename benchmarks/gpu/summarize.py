@@ -11,11 +11,12 @@ def lines(path):
     if not os.path.exists(path):
         return []
     out = []
-    for raw in open(path):
-        try:
-            out.append(json.loads(raw))
-        except json.JSONDecodeError:
-            pass
+    with open(path) as f:
+        for raw in f:
+            try:
+                out.append(json.loads(raw))
+            except json.JSONDecodeError:
+                pass
     return out
 
 

@@ -410,7 +410,9 @@ def main():
                 torch.set_num_threads(args.threads[0])
                 learners = build(agents, args.seed)
                 for learner in learners:
-                    learner.model.to(device)  # in place: the optimizers keep their parameters
+                    learner.model.to(device)  # in place (.data swapped): the optimizers keep their parameters
+                    assert all(p.device.type == device.type for opt in learner.optimizers.values()
+                               for g in opt.param_groups for p in g["params"]), "optimizer left on the CPU"
                 batch = {k: v.to(device) for k, v in batch_cpu.items()}
                 fns, errors, notes = make_paths(args.paths, learners, batch, device)
                 for threads in (args.threads if device.type == "cpu" else args.threads[:1]):

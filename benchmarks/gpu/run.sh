@@ -76,14 +76,17 @@ part() {
   # Into a file, not a pipe: a process the part leaves behind (a Ray worker) that still holds
   # its stdout cannot keep this script waiting.
   local tmp=/tmp/run_sh_part.out
-  timeout -k 10 "$limit" "$@" > "$tmp" 2>> "$LOG"
+  timeout -k 10 "$limit" "$@" > "$tmp" 2> "$tmp.err"
   local rc=$?
   LAST_RC=$rc
-  cat "$tmp" >> "$LOG"
+  { echo "--- $name: stderr"; cat "$tmp.err"; echo "--- $name: stdout"; cat "$tmp"; } >> "$LOG"
   grep '^{' "$tmp" >> "$OUT/$jsonl"
-  rm -f "$tmp"
   local took=$(( $(date +%s) - start ))
   say "end $name: rc $rc after ${took}s"
+  if [ "$rc" != 0 ]; then  # the reply shows only the output's tail: say why here
+    grep -v '^\s*$' "$tmp.err" | grep -iE 'error|exception|killed|assert' | tail -n 3 | cut -c1-300 | sed 's/^/    /'
+  fi
+  rm -f "$tmp" "$tmp.err"
   echo "{\"part\": \"$name\", \"rc\": $rc, \"seconds\": $took, \"timeout_s\": $limit}" >> "$OUT/parts.jsonl"
 }
 
@@ -115,8 +118,12 @@ export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}   # rllib_maddpg, for Ray's w
 # Not a part: its output is one JSON object, and it also prints what went wrong with imports.
 timeout 60 $PY benchmarks/gpu/environment.py "{\"install_s\": $INSTALL_S, \"budget_s\": $BUDGET, \"quick\": $QUICK}" \
   > "$OUT/environment.json" 2>> "$LOG"
-timeout 90 $PY -c "import ray, ray.rllib, rllib_maddpg, mpe2; print('imports ok: ray', ray.__version__)" >> "$LOG" 2>&1 \
-  && say "imports ok" || say "import of ray.rllib/rllib_maddpg/mpe2 failed: see log.txt"
+if IMPORTS=$(timeout 90 $PY -c "import ray, ray.rllib, rllib_maddpg, mpe2; print('ray', ray.__version__)" 2>&1); then
+  say "imports ok ($(echo "$IMPORTS" | tail -n 1))"
+else
+  echo "$IMPORTS" >> "$LOG"
+  say "import of ray.rllib/rllib_maddpg/mpe2 failed: $(echo "$IMPORTS" | tail -n 1 | cut -c1-300)"
+fi
 
 # CPUs this process may use (not `nproc`: it honours OMP_NUM_THREADS)
 NCPU=$($PY -c "import os; print(len(os.sched_getaffinity(0)))" 2>/dev/null || nproc --all)

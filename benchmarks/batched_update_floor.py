@@ -32,11 +32,35 @@ are about lr * sign(g), so a weight whose gradient sums to about 0 over the
 minibatch moves by +-lr on rounding noise alone, and the next rounds carry
 that on (N = 12: weights 2 lr = 0.02 apart after one round). For scale, the
 same is printed for today's loop at 2 threads against itself at 1 thread.
-Prints one JSON line per (N, threads), and with `--profile` one per
-(N, path) with the self CPU time per round by op (1 thread).
+Prints one JSON line per (N, batch size, device, threads), and with `--profile`
+one per (N, path) with the self CPU time per round by op (1 thread, CPU only).
+
+`--device cpu cuda` times every path on each device (`--batch-size` also takes
+several sizes). The equality checks always run on the CPU: CUDA draws other
+random numbers for one [N, B, A] draw than for N [B, A] draws, so the noise
+would differ. On CUDA the timed sections are fenced with torch.cuda.synchronize(),
+`--threads` applies to the CPU only (CUDA timings use its first value), and two
+variants of a batched mode can be named as paths:
+  <mode>_graph    one update round captured as a CUDA graph (Adam with
+                  capturable=True, the minibatch copied into static tensors
+                  each round, then replayed); if the capture fails, it is retried
+                  under `with torch.device("cuda")` (batched.py makes some small
+                  tensors without a device) and both outcomes are reported;
+  <mode>_compile  update_round under torch.compile (default mode; the first call,
+                  compilation included, is reported as compile_s).
+Neither variant is checked against the loop (their random streams differ);
+a path that fails on a device is reported under "errors" and left out of the
+timings. Without Ray installed (the GPU machine's image), rllib_maddpg.core is
+imported through a bare package module for rllib_maddpg (no Ray stubs; core/
+needs only torch, numpy and gymnasium).
+
+    python benchmarks/batched_update_floor.py --device cuda cpu --agents 3 6 12 \
+        --batch-size 1024 8192 --threads 16 --paths loop shared full vmap shared_graph
 """
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -48,7 +72,26 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.append(ROOT)
+
+
+def import_core_without_ray() -> str:
+    """How rllib_maddpg is imported: "package" (its __init__, which imports Ray), or, where
+    Ray is missing, "bare package module (no ray)": a module for rllib_maddpg made from its
+    spec but never executed, whose __path__ is the rllib_maddpg folder, so that
+    rllib_maddpg.core's modules import (they need only torch, numpy and gymnasium)."""
+    if "rllib_maddpg" in sys.modules or importlib.util.find_spec("ray") is not None:
+        return "package"
+    spec = importlib.util.find_spec("rllib_maddpg")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"rllib_maddpg not found on sys.path (tried {ROOT})")
+    sys.modules["rllib_maddpg"] = importlib.util.module_from_spec(spec)
+    return "bare package module (no ray)"
+
+
+RLLIB_MADDPG_IMPORT = import_core_without_ray()
 
 from plain_learner import PlainLearner  # noqa: E402  (test support: agent i as plain torch)
 from rllib_maddpg.core import joint as jb  # noqa: E402
@@ -176,18 +219,128 @@ def fraction_differing(learners, batched, threshold):
     return differing / total
 
 
-def time_paths(paths, batch, reps, rounds):
+def sync(device):
+    """Waits for the device's queued work (CUDA runs asynchronously); nothing on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_paths(paths, batch, reps, rounds, device=None):
     """Rounds/s of each path: `rounds` rounds per timing, paths interleaved and rotated, `reps` times."""
+    device = device or torch.device("cpu")
     names = list(paths)
     samples = {name: [] for name in names}
     for rep in range(reps):
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
+            sync(device)
             start = time.perf_counter()
             for _ in range(rounds):
                 paths[name](batch)
+            sync(device)
             samples[name].append(rounds / (time.perf_counter() - start))
     return {name: statistics.median(values) for name, values in samples.items()}, samples
+
+
+def capturable_optimizers(model):
+    """Adam with capturable=True (its step counts on the device), as CUDA graphs need."""
+    for name, params in (("actor", model.actor), ("critic", model.critic)):
+        lr = model.optimizers[name].param_groups[0]["lr"]
+        model.optimizers[name] = torch.optim.Adam(params, lr=lr, capturable=True)
+
+
+def graphed_round(model, batch, default_device):
+    """One update round of `model` (a BatchedMADDPG on CUDA) captured as a CUDA graph.
+    Returns fn(batch): copies the batch into the graph's static inputs, replays, and
+    returns the stats as lists (one sync per round, as the eager paths)."""
+    capturable_optimizers(model)
+    static = {k: v.clone() for k, v in batch.items()}
+    device_ctx = torch.device(batch[next(iter(batch))].device) if default_device else contextlib.nullcontext()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), device_ctx:  # warm up (Adam's state, cuBLAS handles) off the capture
+        for _ in range(3):
+            model.update_round(static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), device_ctx:
+        stats = model.update_round(static)
+
+    def run(b):
+        for k, v in static.items():
+            v.copy_(b[k])
+        graph.replay()
+        return {name: value.tolist() for name, value in stats.items()}
+
+    return run
+
+
+def compiled_round(model):
+    """update_round under torch.compile (default mode; graph breaks at backward)."""
+    compiled = torch.compile(model.update_round)
+    return lambda b: {name: value.tolist() for name, value in compiled(b).items()}
+
+
+def short_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 600 else text[:600] + "..."
+
+
+def make_paths(path_names, learners, batch, device):
+    """fn(batch) per path on `device`, built from the learners' current weights and warmed
+    up once. Returns (fns, errors, notes): a path that fails to build or to run is left
+    out, its error kept (per mode: batched.py's own device bugs show up here)."""
+    head = learners[0].action_head
+    fns, errors, notes = {}, {}, {}
+    for p in path_names:
+        base, _, variant = p.partition("_")
+        try:
+            if p == "loop":
+                fn = lambda b, ls=learners: loop_round(ls, b)
+            elif variant == "":
+                model = BatchedMADDPG([l.model for l in learners], head, CONFIG, base)
+                fn = lambda b, m=model: batched_round(m, b)
+            elif variant == "graph":
+                if device.type != "cuda":
+                    raise RuntimeError("CUDA graphs need device cuda")
+                try:
+                    model = BatchedMADDPG([l.model for l in learners], head, CONFIG, base)
+                    fn = graphed_round(model, batch, default_device=False)
+                    notes[p] = {"captured": "as is"}
+                except Exception as exc:  # noqa: BLE001  (reported, then retried)
+                    first = short_error(exc)
+                    torch.cuda.synchronize(device)
+                    model = BatchedMADDPG([l.model for l in learners], head, CONFIG, base)
+                    fn = graphed_round(model, batch, default_device=True)
+                    notes[p] = {"captured": 'under torch.device("cuda") (tensors made without a device '
+                                            'land on the GPU)', "error_as_is": first}
+            elif variant == "compile":
+                model = BatchedMADDPG([l.model for l in learners], head, CONFIG, base)
+                fn = compiled_round(model)
+                sync(device)
+                start = time.perf_counter()
+                fn(batch)  # compiles
+                sync(device)
+                notes[p] = {"compile_s": round(time.perf_counter() - start, 2)}
+            else:
+                raise ValueError(f"unknown path {p!r}")
+            fn(batch)
+            sync(device)
+            fns[p] = fn
+        except Exception as exc:  # noqa: BLE001  (reported per path; the others go on)
+            errors[p] = short_error(exc)
+            if device.type == "cuda":
+                try:
+                    torch.cuda.synchronize(device)
+                except Exception as sync_exc:  # noqa: BLE001
+                    errors[p] += f" (then synchronize: {short_error(sync_exc)})"
+    return fns, errors, notes
+
+
+def device_name(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
 
 
 def profile_rounds(fn, batch, rounds, top):
@@ -214,79 +367,106 @@ MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[3, 6, 12])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch threads for the CPU timings (CUDA timings: the first value)")
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[1024])
+    parser.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=["cpu"],
+                        help="where to time the paths (the equality checks always run on the CPU)")
     parser.add_argument("--reps", type=int, default=7, help="timings per path (median taken)")
     parser.add_argument("--seconds", type=float, default=0.5,
-                        help="about how long one timing of the loop path lasts (sets rounds per timing)")
-    parser.add_argument("--check-rounds", type=int, default=3)
+                        help="about how long one timing of the first path lasts (sets rounds per timing)")
+    parser.add_argument("--check-rounds", type=int, default=3, help="0: no equality checks")
     parser.add_argument("--atol", type=float, default=1e-9,
                         help="max abs weight difference allowed in float64 (asserted)")
-    parser.add_argument("--paths", nargs="+", default=["loop", "shared", "full", "vmap"])
-    parser.add_argument("--profile", action="store_true", help="also print each path's top ops (1 thread)")
+    parser.add_argument("--paths", nargs="+", default=["loop", "shared", "full", "vmap"],
+                        help="loop, shared, full, vmap; on cuda also <mode>_graph; <mode>_compile")
+    parser.add_argument("--profile", action="store_true", help="also print each path's top ops (1 thread, CPU)")
     parser.add_argument("--profile-rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    devices = []
+    for name in args.device:
+        if name == "cuda" and not torch.cuda.is_available():
+            print(json.dumps({"device": "cuda", "error": "torch.cuda.is_available() is False",
+                              "torch": torch.__version__}), flush=True)
+            continue
+        devices.append(torch.device(name))
+    checked_modes = [p for p in args.paths if p in ("shared", "full", "vmap")]
     for n in args.agents:
         agents = simple_spread_agents(n)
-        batch = random_batch(agents, args.batch_size, args.seed)
-        torch.set_num_threads(1)
-        diffs = {}
-        for p in args.paths:
-            if p != "loop":
-                diffs[p] = {name: check_equal(agents, batch, args.check_rounds, p, args.seed, dtype)
-                            for name, dtype in (("float64", torch.float64), ("float32", torch.float32))}
-                assert diffs[p]["float64"][0] <= args.atol, (p, diffs[p])
-        noise = loop_thread_noise(agents, batch, args.check_rounds, args.seed)
-        # Timing state: fresh nets, trained on for the whole run.
-        learners = build(agents, args.seed)
-        head = learners[0].action_head
-        fns = {"loop": lambda b, ls=learners: loop_round(ls, b)}
-        for p in args.paths:
-            if p != "loop":
-                fns[p] = lambda b, m=BatchedMADDPG([l.model for l in learners], head, CONFIG, p): \
-                    batched_round(m, b)
-        fns = {p: fns[p] for p in args.paths}
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for fn in fns.values():  # warm up; also sizes a timing
-                fn(batch)
-            start = time.perf_counter()
-            fns[args.paths[0]](batch)
-            rounds = max(1, int(args.seconds / (time.perf_counter() - start)))
-            load_before = os.getloadavg()
-            medians, samples = time_paths(fns, batch, args.reps, rounds)
-            line = {
-                "n_agents": n, "obs_dim": agents[0].obs_dim, "action_dim": agents[0].action_dim,
-                "critic_in_dim": sum(a.obs_dim + a.action_dim for a in agents),
-                "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
-                "reps": args.reps, "rounds_per_timing": rounds,
-            }
-            for p in args.paths:
-                line[f"{p}_rounds_per_s"] = round(medians[p], 2)
-            for p in args.paths:
-                if p != "loop" and "loop" in medians:
-                    line[f"{p}_over_loop"] = round(medians[p] / medians["loop"], 3)
-            line["spread"] = {p: [round(min(v), 2), round(max(v), 2)] for p, v in samples.items()}
-            line["check_rounds"] = args.check_rounds
-            line["max_abs_diff"] = {p: {dt: d[dt][0] for dt in d} for p, d in diffs.items()}
-            line["float32_frac_weights_off_by_1e-4"] = {p: d["float32"][1] for p, d in diffs.items()}
-            line["float32_loop_2_vs_1_threads"] = {"max_abs_diff": noise[0], "frac_off_by_1e-4": noise[1]}
-            line["loadavg_before"] = [round(x, 2) for x in load_before]
-            line["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-            line["torch"] = torch.__version__
-            line["cpu"] = platform.processor() or platform.machine()
-            line["os_cpus"] = os.cpu_count()
-            print(json.dumps(line), flush=True)
-        if args.profile:
+        for batch_size in args.batch_size:
+            batch_cpu = random_batch(agents, batch_size, args.seed)
             torch.set_num_threads(1)
-            for p, fn in fns.items():
-                print(json.dumps({"n_agents": n, "profile": p, "torch_threads": 1,
-                                  "loadavg": [round(x, 2) for x in os.getloadavg()],
-                                  **profile_rounds(fn, batch, args.profile_rounds, 8)}), flush=True)
-        for learner in learners:  # the runs trained on random data: still finite?
-            assert all(torch.isfinite(x).all() for x in learner.model.parameters())
+            diffs, noise = {}, None
+            if args.check_rounds > 0:  # on the CPU, whatever the timing device
+                for p in checked_modes:
+                    diffs[p] = {name: check_equal(agents, batch_cpu, args.check_rounds, p, args.seed, dtype)
+                                for name, dtype in (("float64", torch.float64), ("float32", torch.float32))}
+                    assert diffs[p]["float64"][0] <= args.atol, (p, diffs[p])
+                noise = loop_thread_noise(agents, batch_cpu, args.check_rounds, args.seed)
+            for device in devices:
+                # Timing state: fresh nets, trained on for the whole run.
+                torch.set_num_threads(args.threads[0])
+                learners = build(agents, args.seed)
+                for learner in learners:
+                    learner.model.to(device)  # in place (.data swapped): the optimizers keep their parameters
+                    assert all(p.device.type == device.type for opt in learner.optimizers.values()
+                               for g in opt.param_groups for p in g["params"]), "optimizer left on the CPU"
+                batch = {k: v.to(device) for k, v in batch_cpu.items()}
+                fns, errors, notes = make_paths(args.paths, learners, batch, device)
+                for threads in (args.threads if device.type == "cpu" else args.threads[:1]):
+                    torch.set_num_threads(threads)
+                    line = {
+                        "n_agents": n, "obs_dim": agents[0].obs_dim, "action_dim": agents[0].action_dim,
+                        "critic_in_dim": sum(a.obs_dim + a.action_dim for a in agents),
+                        "batch_size": batch_size, "device": device.type, "device_name": device_name(device),
+                        "torch_threads": torch.get_num_threads(), "reps": args.reps,
+                    }
+                    medians, samples = {}, {}
+                    if fns:
+                        for fn in fns.values():  # warm up; also sizes a timing
+                            fn(batch)
+                        first = next(iter(fns))
+                        sync(device)
+                        start = time.perf_counter()
+                        fns[first](batch)
+                        sync(device)
+                        rounds = max(1, int(args.seconds / (time.perf_counter() - start)))
+                        line["rounds_per_timing"] = rounds
+                        load_before = os.getloadavg()
+                        medians, samples = time_paths(fns, batch, args.reps, rounds, device)
+                        line["loadavg_before"] = [round(x, 2) for x in load_before]
+                    for p in fns:
+                        line[f"{p}_rounds_per_s"] = round(medians[p], 2)
+                    for p in fns:
+                        if p != "loop" and "loop" in medians:
+                            line[f"{p}_over_loop"] = round(medians[p] / medians["loop"], 3)
+                    line["spread"] = {p: [round(min(v), 2), round(max(v), 2)] for p, v in samples.items()}
+                    line["errors"] = errors
+                    line["variants"] = notes
+                    line["check_rounds"] = args.check_rounds
+                    if args.check_rounds > 0:
+                        line["checks_on"] = "cpu"
+                        line["max_abs_diff"] = {p: {dt: d[dt][0] for dt in d} for p, d in diffs.items()}
+                        line["float32_frac_weights_off_by_1e-4"] = {p: d["float32"][1] for p, d in diffs.items()}
+                        line["float32_loop_2_vs_1_threads"] = {"max_abs_diff": noise[0],
+                                                               "frac_off_by_1e-4": noise[1]}
+                    line["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+                    line["torch"] = torch.__version__
+                    line["cuda"] = torch.version.cuda
+                    line["cpu"] = platform.processor() or platform.machine()
+                    line["os_cpus"] = os.cpu_count()
+                    line["rllib_maddpg_import"] = RLLIB_MADDPG_IMPORT
+                    print(json.dumps(line), flush=True)
+                if args.profile and device.type == "cpu":
+                    torch.set_num_threads(1)
+                    for p, fn in fns.items():
+                        print(json.dumps({"n_agents": n, "batch_size": batch_size, "profile": p,
+                                          "torch_threads": 1, "loadavg": [round(x, 2) for x in os.getloadavg()],
+                                          **profile_rounds(fn, batch, args.profile_rounds, 8)}), flush=True)
+                for learner in learners:  # the runs trained on random data: still finite?
+                    assert all(torch.isfinite(x).all() for x in learner.model.parameters())
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ def training_rate(args) -> dict:
             .reporting(min_sample_timesteps_per_iteration=5000)
             .debugging(seed=args.seed)
         )
+        if args.warmup is not None:
+            config.training(num_steps_sampled_before_learning_starts=args.warmup)
         algo = config.build_algo()
         warmup = config.num_steps_sampled_before_learning_starts
         result = algo.train()
@@ -156,6 +158,10 @@ def main():
     parser.add_argument("--fragment", type=int, default=25, help="rollout_fragment_length (steps per sub-env)")
     parser.add_argument("--steps", type=int, default=50_000, help="timed training env steps")
     parser.add_argument("--raw-steps", type=int, default=30_000)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed env steps before learning starts (default: the config's 25,600); "
+                             "a shorter one shortens the run; sampling from the buffer costs about the "
+                             "same however full it is")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peer", choices=PEERS, default=None,
                         help="also run this peer's MADDPG on the same scenario (in its own venv)")
@@ -224,6 +230,8 @@ def main():
         "env": args.env,
         "runners": args.runners,
         "envs_per_runner": args.envs_per_runner,
+        "warmup_env_steps": args.warmup,
+        "timed_env_steps": train["steps"],
         "train_env_steps_per_s": round(train_rate, 1),
         "raw_env_steps_per_s": round(raw, 1),
         "ratio": round(train_rate / raw, 3),

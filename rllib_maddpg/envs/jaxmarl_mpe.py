@@ -203,8 +203,16 @@ class JaxMARLMPE:
                     f"JaxMARL's {scenario} observation of {agent} has shape {theirs}, "
                     f"mpe2's {ours}: the installed jaxmarl differs from 0.2.0.")
 
+        # Actions are packed and observations concatenated inside the jitted
+        # step: one host->device copy per agent, one device->host copy per step.
         self._packers = {a: _action_packer(self.action_spaces[a]) for a in self.possible_agents}
-        self._reset_fn = jax.jit(jax.vmap(self._reset_one))
+        self._host_dtypes = {a: (np.float32 if isinstance(self.action_spaces[a], gym.spaces.Box)
+                                 else np.int32) for a in self.possible_agents}
+        sizes = [int(np.prod(self.observation_spaces[a].shape)) for a in self.possible_agents]
+        self._obs_slices = dict(zip(self.possible_agents, (
+            slice(int(start), int(start) + size)
+            for start, size in zip(np.cumsum([0] + sizes[:-1]), sizes))))
+        self._reset_fn = jax.jit(self._reset_batch)
         self._step_fn = jax.jit(self._step_batch)
         self._key = None
         self._state = None
@@ -220,7 +228,7 @@ class JaxMARLMPE:
         obs, self._state = self._reset_fn(jax.random.split(sub, self.num_envs))
         self._t = 0
         self._needs_reset = False
-        return self._to_numpy_obs(obs)
+        return self._split_obs(np.array(obs))
 
     def set_state(self, state) -> dict[str, np.ndarray]:
         """Starts the B copies from `state` (a JaxMARL state with a leading
@@ -228,21 +236,21 @@ class JaxMARLMPE:
         self._state = state
         self._t = 0
         self._needs_reset = False
-        return self._to_numpy_obs(jax.vmap(self.jax_env.get_obs)(state))
+        return self._split_obs(np.array(self._concat_obs(jax.vmap(self.jax_env.get_obs)(state))))
 
     def step(self, actions: Mapping[str, Any]):
         if self._needs_reset:
             raise RuntimeError("JaxMARLMPE.step before reset (or after an episode ended "
                                "with autoreset=False): call reset() first.")
-        jax_actions = {a: self._packers[a](actions[a]) for a in self.possible_agents}
-        obs, self._state, rewards = self._step_fn(self._state, jax_actions)
-        obs, rewards = jax.device_get((obs, rewards))
+        host = {a: np.asarray(actions[a], self._host_dtypes[a]) for a in self.possible_agents}
+        obs, self._state, rewards = self._step_fn(self._state, host)
+        obs, rewards = (np.array(x) for x in jax.device_get((obs, rewards)))
         self._t += 1
         ended = self._t >= self.max_cycles
         truncated = np.full(self.num_envs, ended)
         terminated = np.zeros(self.num_envs, dtype=bool)
-        rewards = {a: np.asarray(rewards[a], dtype=np.float32) for a in self.possible_agents}
-        obs = self._to_numpy_obs(obs)
+        rewards = {a: rewards[:, i] for i, a in enumerate(self.possible_agents)}
+        obs = self._split_obs(obs)
         info = {"final_obs": None}
         if ended:
             if self.autoreset:
@@ -253,6 +261,10 @@ class JaxMARLMPE:
         return obs, rewards, terminated, truncated, info
 
     # ------------------------------------------------------------- internals
+
+    def _reset_batch(self, keys):
+        obs, state = jax.vmap(self._reset_one)(keys)
+        return self._concat_obs(obs), state
 
     def _reset_one(self, key):
         key, sub = jax.random.split(key)
@@ -271,14 +283,20 @@ class JaxMARLMPE:
         return env.get_obs(state), state
 
     def _step_batch(self, state, actions):
+        actions = {a: self._packers[a](actions[a]) for a in self.possible_agents}
         # MPE has no motor or message noise by default: the step key is unused.
         keys = jnp.zeros((self.num_envs, 2), dtype=jnp.uint32)
         obs, state, rewards, _, _ = jax.vmap(self.jax_env.step_env)(keys, state, actions)
-        return obs, state, rewards
+        rewards = jnp.stack([rewards[a] for a in self.possible_agents], axis=1)
+        return self._concat_obs(obs), state, rewards.astype(jnp.float32)
 
-    def _to_numpy_obs(self, obs) -> dict[str, np.ndarray]:
-        obs = jax.device_get(obs)
-        return {a: np.asarray(obs[a], dtype=np.float32) for a in self.possible_agents}
+    def _concat_obs(self, obs):
+        """[B, sum of obs dims] in possible_agents order (split on the host)."""
+        return jnp.concatenate([obs[a].reshape(self.num_envs, -1).astype(jnp.float32)
+                                for a in self.possible_agents], axis=1)
+
+    def _split_obs(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        return {a: obs[:, self._obs_slices[a]] for a in self.possible_agents}
 
 
 def state_from_mpe2(scenario: str, world, max_cycles: int = 25):
@@ -353,13 +371,13 @@ def _jaxmarl_kwargs(scenario: str, config: Mapping[str, Any]) -> dict:
 
 
 def _action_packer(space: gym.Space):
-    """Turns a batch of the plugin's actions into the batch JaxMARL takes."""
-    if isinstance(space, gym.spaces.Box):
+    """Turns a batch of the plugin's actions into the batch JaxMARL takes (traced)."""
+    if isinstance(space, gym.spaces.Box):  # clipped, as the plugin's mpe2 envs do
         low, high = float(np.min(space.low)), float(np.max(space.high))
-        return lambda a: jnp.clip(jnp.asarray(a, jnp.float32), low, high)
-    if isinstance(space, gym.spaces.MultiDiscrete):
+        return lambda a: jnp.clip(a, low, high)
+    if isinstance(space, gym.spaces.MultiDiscrete):  # move + 5 * say
         strides = np.concatenate(([1], np.cumprod(space.nvec[:-1]))).astype(np.int32)
-        return lambda a: jnp.asarray(np.asarray(a, np.int32) @ strides)
+        return lambda a: a @ jnp.asarray(strides)
     if isinstance(space, gym.spaces.Discrete):
-        return lambda a: jnp.asarray(np.asarray(a, np.int32).reshape(-1))
+        return lambda a: a.reshape(-1)
     raise TypeError(f"Unsupported action space {space!r}.")

@@ -142,7 +142,7 @@ def test_without_autoreset_step_needs_reset():
     env.step(act)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "simple_crypto: mpe2 skips a listener's/Eve's reward term when *that* agent's message "
     "is all zeros; JaxMARL only when *all* messages are zero (jaxmarl 0.2.0 "
     "simple_crypto.py rewards(): comm_zeros = ~jnp.all(state.c == 0))"))

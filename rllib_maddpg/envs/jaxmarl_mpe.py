@@ -313,11 +313,11 @@ def state_from_mpe2(scenario: str, world, max_cycles: int = 25):
     by_name = {a.name: a for a in world.agents}
     agents = [by_name[name] for name in jax_order]
     entities = agents + list(world.landmarks)
-    p_pos = np.array([e.state.p_pos for e in entities], dtype=np.float32)
-    p_vel = np.array([e.state.p_vel for e in entities], dtype=np.float32)
-    c = np.array([a.state.c for a in agents], dtype=np.float32).reshape(len(agents), world.dim_c)
-    common = dict(p_pos=jnp.asarray(p_pos), p_vel=jnp.asarray(p_vel), c=jnp.asarray(c),
-                  done=jnp.array(False), step=jnp.array(0))
+    real = jnp.zeros(()).dtype  # JAX's default: float32, or float64 under jax_enable_x64
+    p_pos = jnp.asarray(np.array([e.state.p_pos for e in entities]), real)
+    p_vel = jnp.asarray(np.array([e.state.p_vel for e in entities]), real)
+    c = jnp.asarray(np.array([a.state.c for a in agents]).reshape(len(agents), world.dim_c), real)
+    common = dict(p_pos=p_pos, p_vel=p_vel, c=c, done=jnp.array(False), step=jnp.array(0))
     landmarks = list(world.landmarks)
 
     def index(landmark):
@@ -325,8 +325,8 @@ def state_from_mpe2(scenario: str, world, max_cycles: int = 25):
 
     if scenario == "simple_crypto":
         return CryptoState(**common,
-                           goal_colour=jnp.asarray(world.agents[0].goal_a.color, jnp.float32),
-                           private_key=jnp.asarray(world.agents[2].key, jnp.float32))
+                           goal_colour=jnp.asarray(world.agents[0].goal_a.color, real),
+                           private_key=jnp.asarray(world.agents[2].key, real))
     if scenario in ("simple_adversary", "simple_push"):
         return State(**common, goal=jnp.array(index(world.agents[0].goal_a)))
     if scenario == "simple_speaker_listener":

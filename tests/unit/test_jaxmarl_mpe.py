@@ -19,11 +19,16 @@ pytestmark = pytest.mark.unit
 
 B = 3
 EPISODE = 25
-# JaxMARL steps in float32, mpe2 in float64: observed differences are ~1e-6.
-TOL = dict(rtol=1e-4, atol=1e-4)
+# JaxMARL steps in float32, mpe2 in float64. Largest observation differences
+# seen over two seeds: 2e-7 to 5e-7 without contacts, 1e-5 (simple_spread) and
+# 9e-5 (simple_world_comm, discrete): contact forces (softplus, margin 1e-3,
+# stiffness 100) amplify float32 rounding. Under jax_enable_x64 the same
+# episodes agree to float32 rounding of the output (test below).
+TOL = dict(rtol=1e-4, atol=5e-4)
+X64_TOL = dict(rtol=1e-6, atol=1e-6)
 
 
-def _lockstep_pair(scenario, continuous, seed=0):
+def _lockstep_pair(scenario, continuous, seed=0, tol=TOL):
     """B mpe2 envs (the plugin's) reset with seeds seed..seed+B-1, and the
     JaxMARL adapter set to the same B initial states."""
     config = {"continuous_actions": continuous, "max_cycles": EPISODE}
@@ -34,7 +39,7 @@ def _lockstep_pair(scenario, continuous, seed=0):
     obs = batched.set_state(jax.tree.map(lambda *x: jnp.stack(x), *states))
     for agent in batched.possible_agents:
         np.testing.assert_allclose(obs[agent], np.stack([o[agent] for o in first_obs]),
-                                   err_msg=f"{scenario} {agent} initial obs", **TOL)
+                                   err_msg=f"{scenario} {agent} initial obs", **tol)
     return envs, batched
 
 
@@ -52,8 +57,8 @@ def _random_actions(env, rng):
     return actions
 
 
-def _run_episode(scenario, continuous, seed=0, action_fn=_random_actions):
-    envs, batched = _lockstep_pair(scenario, continuous, seed)
+def _run_episode(scenario, continuous, seed=0, action_fn=_random_actions, tol=TOL):
+    envs, batched = _lockstep_pair(scenario, continuous, seed, tol)
     rng = np.random.default_rng(seed)
     worst = 0.0
     for t in range(1, EPISODE + 1):
@@ -70,9 +75,9 @@ def _run_episode(scenario, continuous, seed=0, action_fn=_random_actions):
         for agent in batched.possible_agents:
             exp_obs = np.stack([e[0][agent] for e in expected])
             exp_rew = np.array([e[1][agent] for e in expected])
-            np.testing.assert_allclose(obs[agent], exp_obs, err_msg=f"{agent} obs t={t}", **TOL)
+            np.testing.assert_allclose(obs[agent], exp_obs, err_msg=f"{agent} obs t={t}", **tol)
             np.testing.assert_allclose(rewards[agent], exp_rew, err_msg=f"{agent} reward t={t}",
-                                       **TOL)
+                                       **tol)
             worst = max(worst, float(np.max(np.abs(obs[agent] - exp_obs))))
         exp_trunc = np.array([e[3]["__all__"] for e in expected])
         exp_term = np.array([e[2]["__all__"] for e in expected])
@@ -85,8 +90,17 @@ def _run_episode(scenario, continuous, seed=0, action_fn=_random_actions):
 @pytest.mark.parametrize("continuous", [True, False], ids=["continuous", "discrete"])
 @pytest.mark.parametrize("scenario", MPE_SCENARIOS)
 def test_jaxmarl_steps_like_mpe2(scenario, continuous):
-    worst = _run_episode(scenario, continuous)
-    assert worst < 1e-4
+    _run_episode(scenario, continuous)
+
+
+@pytest.mark.parametrize("scenario, continuous", [("simple_world_comm", False),
+                                                  ("simple_spread", True)])
+def test_in_float64_the_contact_scenarios_agree_to_rounding(scenario, continuous):
+    """The float32 tolerance above is rounding, not dynamics: in float64 (as
+    mpe2), the scenarios with the largest differences agree to 1e-6."""
+    with jax.enable_x64(True):
+        worst = _run_episode(scenario, continuous, seed=10, tol=X64_TOL)
+    assert worst < 1e-6
 
 
 def test_spaces_and_order_are_the_plugins():

@@ -21,11 +21,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
+import json
+import platform
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 SCENARIO = "simple_spread"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))

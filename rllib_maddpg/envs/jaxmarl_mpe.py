@@ -71,7 +71,8 @@ is imported when this module is.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -317,7 +318,8 @@ def state_from_mpe2(scenario: str, world, max_cycles: int = 25):
     p_pos = jnp.asarray(np.array([e.state.p_pos for e in entities]), real)
     p_vel = jnp.asarray(np.array([e.state.p_vel for e in entities]), real)
     c = jnp.asarray(np.array([a.state.c for a in agents]).reshape(len(agents), world.dim_c), real)
-    common = dict(p_pos=p_pos, p_vel=p_vel, c=c, done=jnp.array(False), step=jnp.array(0))
+    common = {"p_pos": p_pos, "p_vel": p_vel, "c": c, "done": jnp.array(False),
+              "step": jnp.array(0)}
     landmarks = list(world.landmarks)
 
     def index(landmark):

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("jaxmarl", reason="the jaxmarl extra is not installed")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-from rllib_maddpg.envs import MPE_SCENARIOS, make_mpe_env  # noqa: E402
-from rllib_maddpg.envs.jaxmarl_mpe import JaxMARLMPE, state_from_mpe2  # noqa: E402
+from rllib_maddpg.envs import MPE_SCENARIOS, make_mpe_env
+from rllib_maddpg.envs.jaxmarl_mpe import JaxMARLMPE, state_from_mpe2
 
 pytestmark = pytest.mark.unit
 
@@ -24,8 +24,8 @@ EPISODE = 25
 # 9e-5 (simple_world_comm, discrete): contact forces (softplus, margin 1e-3,
 # stiffness 100) amplify float32 rounding. Under jax_enable_x64 the same
 # episodes agree to float32 rounding of the output (test below).
-TOL = dict(rtol=1e-4, atol=5e-4)
-X64_TOL = dict(rtol=1e-6, atol=1e-6)
+TOL = {"rtol": 1e-4, "atol": 5e-4}
+X64_TOL = {"rtol": 1e-6, "atol": 1e-6}
 
 
 def _lockstep_pair(scenario, continuous, seed=0, tol=TOL):
@@ -148,7 +148,7 @@ def test_without_autoreset_step_needs_reset():
     env.reset(seed=0)
     act = {"agent_0": np.full((2, 5), 0.2, np.float32)}
     env.step(act)
-    obs, _, _, truncs, info = env.step(act)
+    _, _, _, truncs, info = env.step(act)
     assert truncs.all() and info["final_obs"] is None
     with pytest.raises(RuntimeError, match="reset"):
         env.step(act)

@@ -13,6 +13,8 @@ switches it on itself.
 
 from typing import Dict, List, Optional, Sequence
 
+import logging
+
 import numpy as np
 import ray
 import torch
@@ -34,6 +36,7 @@ from ray.rllib.utils.metrics import (
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_maddpg import joint_batch
+from rllib_maddpg.batched_learner import BatchedLearner, config_refusal, refusal
 from rllib_maddpg.core import joint as jb
 # AgentToPolicy: checkpoints written before config.py existed name it here.
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
@@ -42,6 +45,8 @@ from rllib_maddpg.policy import MADDPGTorchPolicy
 from rllib_maddpg.learners import PerAgentLearners, make_learners
 from rllib_maddpg.core.replay import JointReplayBuffer
 
+
+logger = logging.getLogger(__name__)
 
 # Counter of env steps sampled since the last update round (checkpointed).
 STEPS_SINCE_UPDATE = "maddpg_env_steps_since_update"
@@ -123,6 +128,29 @@ class MADDPG(FaultTolerance, Algorithm):
         self.learners = make_learners(config)
         if isinstance(self.learners, PerAgentLearners):
             self.learners.push_states(self.policies_by_id())
+        # All agents in one batched update (batched_learner.py), or None: one update per policy.
+        self.batched = None
+        self.use_batched_update(config.batched_update)
+
+    def use_batched_update(self, mode: str) -> None:
+        """Switches the learner between one update per policy ("off") and the batched
+        learner ("on"; "auto": when the setup allows it), as config key `batched_update`
+        says; Adam's state carries over either way."""
+        if self.batched is not None:
+            self.batched.save_optimizer_states()  # the per-agent loop continues from them
+            self.batched = None
+        if mode == "off":
+            return
+        policies = self.agent_policies()
+        reason = config_refusal(self.config) or (None if self.learners is None else "learners on Ray actors") \
+            or refusal(policies)
+        if reason is None:
+            self.batched = BatchedLearner(policies)
+        elif mode == "on":
+            raise ValueError(f"batched_update='on' cannot batch these agents: {reason}. Use "
+                             "batched_update='auto' to fall back to one update per policy, or 'off'.")
+        else:
+            logger.info("batched_update='auto': one update per policy, because %s.", reason)
 
     def policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
         """{policy id: policy}, each policy once (a shared policy for all its agents)."""
@@ -135,6 +163,8 @@ class MADDPG(FaultTolerance, Algorithm):
                 self.learners.pull_states(self.policies_by_id())  # critics, optimizers
             except ray.exceptions.RayActorError as error:
                 self.fall_back_to_local_learner(error)
+        if getattr(self, "batched", None) is not None:
+            self.batched.save_optimizer_states()  # Adam's state into the policies it checkpoints
         return super().__getstate__()
 
     @override(Algorithm)
@@ -142,6 +172,11 @@ class MADDPG(FaultTolerance, Algorithm):
         super().__setstate__(state)
         if isinstance(getattr(self, "learners", None), PerAgentLearners):
             self.learners.push_states(self.policies_by_id())
+        if getattr(self, "batched", None) is not None:
+            # The restored policies' Adam state into a new batched learner (the weights were
+            # loaded in place: still views of the old stacks, copied into new ones).
+            self.batched = None
+            self.use_batched_update(self.config.batched_update)
 
     @override(Algorithm)
     def _create_local_replay_buffer_if_necessary(self, config) -> JointReplayBuffer:
@@ -235,9 +270,11 @@ class MADDPG(FaultTolerance, Algorithm):
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
 
-    def minibatch(self, policies: Sequence[MADDPGTorchPolicy]) -> Dict[str, torch.Tensor]:
+    def minibatch(self, policies: Sequence[MADDPGTorchPolicy], target_actions: bool = True
+                  ) -> Dict[str, torch.Tensor]:
         """S joint rows from D (rewards standardised if asked) with the target
-        actions a'_j = mu'_j(o'_j) of the target actors as they are now."""
+        actions a'_j = mu'_j(o'_j) of the target actors as they are now
+        (`target_actions` False: without; the batched learner computes them itself)."""
         rows = self.local_replay_buffer.sample(self.config.train_batch_size)
         if self.config.standardize_rewards:
             for k in range(len(self.agents)):
@@ -245,7 +282,11 @@ class MADDPG(FaultTolerance, Algorithm):
                 mean, std = self.local_replay_buffer.mean_std(column)
                 rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
         batch = {name: torch.from_numpy(column) for name, column in rows.items()}
-        jb.attach_target_actions(batch, policies, masked=self.config._maddpg_masked)
+        dtype = policies[0].model.dtype  # float32, unless built under torch's default float64 (tests)
+        if dtype != torch.float32:
+            batch = {name: v.to(dtype) if v.is_floating_point() else v for name, v in batch.items()}
+        if target_actions:
+            jb.attach_target_actions(batch, policies, masked=self.config._maddpg_masked)
         return batch
 
     def _actor_batches(self, k: int, agent: jb.AgentSpec) -> Optional[Dict[int, Dict]]:
@@ -266,12 +307,18 @@ class MADDPG(FaultTolerance, Algorithm):
         the original code) each from its own, drawn and given target actions
         just before its update. With `diagnose`, also reports how close each
         policy-inference approximation is to the true policy (`inference_quality`).
+        With the batched learner (`batched_update`), all agents in one call.
         """
         size = self.config.train_batch_size
         policies = self.agent_policies()
+        if self.batched is not None and not self.batched.acts_for(policies):
+            self.use_batched_update(self.config.batched_update)  # policies or their tensors were replaced
         learning = self.learning_agents()
-        actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
-        if self.learners is None:
+        if self.batched is not None:
+            batch = self.minibatch(policies, target_actions=False)
+            results = self.batched.update(batch)
+        elif self.learners is None:
+            actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
             results, batch = {}, None
             for agent in learning:
                 if batch is None or self.config.independent_minibatches:
@@ -279,6 +326,7 @@ class MADDPG(FaultTolerance, Algorithm):
                 results[agent.policy_id] = self.get_policy(agent.policy_id).learn_on_batch(
                     batch, actor_batches[agent.policy_id])
         else:
+            actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
             batch = self.minibatch(policies)
             try:
                 results = self.learners.update(

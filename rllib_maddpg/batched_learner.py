@@ -103,6 +103,9 @@ class BatchedLearner:
         first = self.policies[0]
         self.batched = BatchedMADDPG([p.model for p in self.policies], first.action_head, first.config,
                                      mode="shared", share_weights=True, foreach=True)
+        # Where the policies' tensors are now (views of the stacks): a tensor that was
+        # replaced, not written in place, has moved (0.1 ms to check at N = 12).
+        self._storage = self._addresses()
         for name in ("actor", "critic"):
             self.batched.load_agent_optimizer_states(
                 name, [p.optimizers[name].state_dict()["state"] for p in self.policies])
@@ -110,7 +113,10 @@ class BatchedLearner:
     def acts_for(self, policies: Sequence) -> bool:
         """Whether it still updates exactly these policies, through views of their weights."""
         return (len(policies) == len(self.policies) and all(a is b for a, b in zip(policies, self.policies))
-                and self.batched.are_views_of([p.model for p in self.policies]))
+                and self._addresses() == self._storage)
+
+    def _addresses(self) -> List[tuple]:
+        return [tuple(t.data_ptr() for t in p.model.parameters()) for p in self.policies]
 
     def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, Dict]:
         """One update round on a joint minibatch: {policy id: {"learner_stats": ...}},

@@ -38,6 +38,7 @@ With `share_weights=True` the stacks become the storage of the agents' own
 parameters: afterwards each agent's weight is a view of its slice, so every
 in-place write (an update round here, `load_state_dict` or RLlib's
 `set_weights` there) shows on both sides and nothing is copied per round.
+
 Plain torch; `head` is an action head from core/actions.py (its sampling
 works on any leading dims, so one call draws all N agents' noise, in the same
 order as N calls).
@@ -67,17 +68,6 @@ def stack_mlps(mlps: Sequence[nn.Sequential], requires_grad: bool, share: bool =
                     getattr(lin, name).data = stacked.data[k]
             params.append(stacked)
     return params
-
-
-def are_views(params: Sequence[torch.Tensor], mlps: Sequence[nn.Sequential]) -> bool:
-    """Whether every MLP's parameters still are views of their slices of `params`
-    (`stack_mlps(..., share=True)`); False once something replaced a tensor."""
-    for k, net in enumerate(mlps):
-        flat = [p for m in net if isinstance(m, nn.Linear) for p in (m.weight, m.bias)]
-        if len(flat) != len(params) or any(
-                p.data_ptr() != s[k].data_ptr() or p.shape != s.shape[1:] for p, s in zip(flat, params)):
-            return False
-    return True
 
 
 def unstack_into(params: Sequence[torch.Tensor], mlps: Sequence[nn.Sequential]) -> None:
@@ -149,10 +139,6 @@ class BatchedMADDPG:
     def write_back(self, models) -> None:
         for name in self.NETS:
             unstack_into(getattr(self, name), [getattr(m, name) for m in models])
-
-    def are_views_of(self, models) -> bool:
-        """Whether `models`' weights still are views of the stacks (`share_weights`)."""
-        return all(are_views(getattr(self, name), [getattr(m, name) for m in models]) for name in self.NETS)
 
     # --- Adam's state, per agent ---------------------------------------------
 

@@ -139,23 +139,17 @@ def training_rate(args) -> dict:
 def compare_batched(args, n: int) -> dict:
     """Today's per-agent updates ("off") and the batched learner ("on") with N agents,
     in ABBA-ordered timed windows of one warmed-up algorithm."""
-    import ray
-
-    ray.init(num_cpus=max(2, args.runners + 1), include_dashboard=False, log_to_driver=False)
-    try:
-        algo, result = warmed_up_algorithm(args, {"N": n}, "on", iteration_steps=min(5000, args.window))
-        totals = {mode: {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "rounds": 0, "learn_seconds": 0.0}
-                  for mode in ("off", "on")}
-        for w in range(args.windows):
-            for mode in (("off", "on") if w % 2 == 0 else ("on", "off")):
-                algo.use_batched_update(mode)  # Adam's state carries over
-                result, window = timed_window(algo, result, args.window)
-                for key in ("steps", "seconds", "cpu_seconds", "rounds"):
-                    totals[mode][key] += window[key]
-                totals[mode]["learn_seconds"] += window["timer_seconds"]["learn"]
-        algo.stop()
-    finally:
-        ray.shutdown()
+    algo, result = warmed_up_algorithm(args, {"N": n}, "on", iteration_steps=min(5000, args.window))
+    totals = {mode: {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "rounds": 0, "learn_seconds": 0.0}
+              for mode in ("off", "on")}
+    for w in range(args.windows):
+        for mode in (("off", "on") if w % 2 == 0 else ("on", "off")):
+            algo.use_batched_update(mode)  # Adam's state carries over
+            result, window = timed_window(algo, result, args.window)
+            for key in ("steps", "seconds", "cpu_seconds", "rounds"):
+                totals[mode][key] += window[key]
+            totals[mode]["learn_seconds"] += window["timer_seconds"]["learn"]
+    algo.stop()
     out = {"n": n}
     for mode, t in totals.items():
         out[mode] = {"env_steps_per_s": round(t["steps"] / t["seconds"], 1),
@@ -170,7 +164,11 @@ def compare_batched(args, n: int) -> dict:
 
 
 def main_compare_batched(args) -> None:
+    import ray
+
     rows, load = [], [os.getloadavg()[0]]
+    # One Ray session: the package registers "MADDPG" with Tune once, on import.
+    ray.init(num_cpus=max(2, args.runners + 1), include_dashboard=False, log_to_driver=False)
     for n in args.compare_batched:
         rows.append(compare_batched(args, n))
         load.append(os.getloadavg()[0])
@@ -180,6 +178,7 @@ def main_compare_batched(args) -> None:
               f"learner rounds/s {row['off']['update_rounds_per_s_of_learn_time']:.2f} -> "
               f"{row['on']['update_rounds_per_s_of_learn_time']:.2f} ({row['learn_speedup']:.3f}x); "
               f"load {load[-1]:.2f}", flush=True)
+    ray.shutdown()
     print(json.dumps({"env": args.env, "runners": args.runners, "envs_per_runner": args.envs_per_runner,
                       "window_env_steps": args.window, "windows_per_path": args.windows,
                       "torch_num_threads": 1, "comparison": rows,

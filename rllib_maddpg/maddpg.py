@@ -150,7 +150,7 @@ class MADDPG(FaultTolerance, Algorithm):
             raise ValueError(f"batched_update='on' cannot batch these agents: {reason}. Use "
                              "batched_update='auto' to fall back to one update per policy, or 'off'.")
         else:
-            logger.info("batched_update='auto': one update per policy, because %s.", reason)
+            logger.warning("batched_update='auto': one update per policy, because %s.", reason)
 
     def policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
         """{policy id: policy}, each policy once (a shared policy for all its agents)."""

@@ -11,9 +11,8 @@ Runs on RLlib's old API stack (RolloutWorker + TorchPolicyV2); the config
 switches it on itself.
 """
 
-from typing import Dict, List, Optional, Sequence
-
 import logging
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import ray
@@ -89,7 +88,8 @@ class MADDPG(FaultTolerance, Algorithm):
     `env_steps_per_update` env steps once `num_steps_sampled_before_learning_starts`
     steps are stored. An update computes the target actions a'_j = mu'_j(o'_j)
     of every agent from its current target actor, then updates each agent's
-    critic, actor and targets on the same joint minibatch.
+    critic, actor and targets on the same joint minibatch (one agent after
+    another, or all at once: `batched_update`, batched_learner.py).
 
     Lost env runners and learner actors: FaultTolerance (fault_tolerance.py).
     """
@@ -135,15 +135,14 @@ class MADDPG(FaultTolerance, Algorithm):
     def use_batched_update(self, mode: str) -> None:
         """Switches the learner between one update per policy ("off") and the batched
         learner ("on"; "auto": when the setup allows it), as config key `batched_update`
-        says; Adam's state carries over either way."""
+        says (setup calls it with the config's value); Adam's state carries over either way."""
         if self.batched is not None:
             self.batched.save_optimizer_states()  # the per-agent loop continues from them
             self.batched = None
         if mode == "off":
             return
         policies = self.agent_policies()
-        reason = config_refusal(self.config) or (None if self.learners is None else "learners on Ray actors") \
-            or refusal(policies)
+        reason = config_refusal(self.config) or refusal(policies)
         if reason is None:
             self.batched = BatchedLearner(policies)
         elif mode == "on":
@@ -176,7 +175,12 @@ class MADDPG(FaultTolerance, Algorithm):
             # The restored policies' Adam state into a new batched learner (the weights were
             # loaded in place: still views of the old stacks, copied into new ones).
             self.batched = None
-            self.use_batched_update(self.config.batched_update)
+            self._batch_again()
+
+    def _batch_again(self) -> None:
+        """A new batched learner from the policies as they are now; if they cannot be
+        batched any more, the per-agent loop (an error only with batched_update="on")."""
+        self.use_batched_update("on" if self.config.batched_update == "on" else "auto")
 
     @override(Algorithm)
     def _create_local_replay_buffer_if_necessary(self, config) -> JointReplayBuffer:
@@ -312,13 +316,13 @@ class MADDPG(FaultTolerance, Algorithm):
         size = self.config.train_batch_size
         policies = self.agent_policies()
         if self.batched is not None and not self.batched.acts_for(policies):
-            self.use_batched_update(self.config.batched_update)  # policies or their tensors were replaced
+            self._batch_again()  # policies or their tensors were replaced
         learning = self.learning_agents()
+        actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
         if self.batched is not None:
             batch = self.minibatch(policies, target_actions=False)
             results = self.batched.update(batch)
         elif self.learners is None:
-            actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
             results, batch = {}, None
             for agent in learning:
                 if batch is None or self.config.independent_minibatches:
@@ -326,7 +330,6 @@ class MADDPG(FaultTolerance, Algorithm):
                 results[agent.policy_id] = self.get_policy(agent.policy_id).learn_on_batch(
                     batch, actor_batches[agent.policy_id])
         else:
-            actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
             batch = self.minibatch(policies)
             try:
                 results = self.learners.update(

@@ -135,3 +135,19 @@ def test_setups_it_cannot_batch_fall_back_on_auto_and_are_refused_on_on(ray_loca
         assert algo.batched is not None
     finally:
         algo.stop()
+
+
+def test_replaced_tensors_are_noticed_and_the_stacks_rebuilt(ray_local):
+    algo = spread_config("on").build_algo()
+    try:
+        algo.train()
+        old = algo.batched
+        policy = algo.get_policy("agent_1")
+        layer = policy.model.critic[0]
+        layer.weight.data = layer.weight.data.clone()  # no longer a view of the stacks
+        before = layer.weight.detach().clone()
+        algo.update()
+        assert algo.batched is not old and algo.batched.acts_for(algo.agent_policies())
+        assert not torch.equal(layer.weight, before)  # the round updated the policy's new tensor
+    finally:
+        algo.stop()

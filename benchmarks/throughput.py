@@ -3,6 +3,8 @@
     python benchmarks/throughput.py --env simple_adversary [--runners R] [--envs-per-runner E]
     python benchmarks/throughput.py --env simple_spread --peer agilerl \
         [--peer-python /work/.venv-agilerl/bin/python] [--peer-steps N]
+    python benchmarks/throughput.py --env simple_spread --compare-batched 3 6 12 \
+        [--window 2000] [--windows 2]
 
 1. Raw env: mpe2's parallel_env stepped with random actions in this process
    (one joint step = one `step()` for all agents), resets included; `ratio`
@@ -19,6 +21,15 @@
    the interpreter of its own venv (benchmarks/peers/setup_agilerl.sh creates
    it) and one torch thread, as ours has. Its steps until learning starts
    (64) and 1,000 more are not timed; the next `--peer-steps` are.
+
+4. With `--compare-batched N ...` (instead of 1-3): for each number of agents
+   N (env_config {"N": N}, e.g. simple_spread), today's per-agent updates
+   (`batched_update="off"`) against the batched learner ("on") in one
+   algorithm: after the warm-up, timed windows of `--window` env steps
+   alternate between the two paths in ABBA order (`--windows` per path), so
+   drifting load on the machine hits both alike. The last line is then one
+   JSON object with, per N, each path's env steps/s, update rounds/s and
+   learner time share, and their ratio.
 
 Prints human-readable figures and, as its last line, one JSON object with
 train_env_steps_per_s, raw_env_steps_per_s, ratio and learner_updates_per_s
@@ -69,48 +80,112 @@ def raw_env_rate(scenario: str, steps: int, seed: int, wrapped: bool = True) -> 
     return steps / (time.perf_counter() - start)
 
 
+def warmed_up_algorithm(args, env_config=None, batched_update="off", iteration_steps=5000):
+    """A MADDPG algorithm (Ray already up) trained through the paper's warm-up, and its last result."""
+    import rllib_maddpg  # noqa: F401
+    from rllib_maddpg import MADDPGConfig
+
+    config = (
+        MADDPGConfig()
+        .environment(f"mpe/{args.env}", env_config=env_config or {})
+        .env_runners(
+            num_env_runners=args.runners,
+            num_envs_per_env_runner=args.envs_per_runner,
+            rollout_fragment_length=args.fragment,
+        )
+        .learners(batched_update=batched_update)
+        .reporting(min_sample_timesteps_per_iteration=iteration_steps)
+        .debugging(seed=args.seed)
+    )
+    if getattr(args, "warmup", None) is not None:
+        config.training(num_steps_sampled_before_learning_starts=args.warmup)
+    algo = config.build_algo()
+    warmup = config.num_steps_sampled_before_learning_starts
+    result = algo.train()
+    while result["num_env_steps_sampled_lifetime"] < warmup:
+        result = algo.train()
+    return algo, result
+
+
+def timed_window(algo, result, steps: int):
+    """Trains until `steps` more env steps are sampled; (last result, figures of the window)."""
+    steps0 = result["num_env_steps_sampled_lifetime"]
+    rounds0 = algo._counters["maddpg_num_update_rounds"]
+    timers0 = {k: algo._timers[k]._total_time for k in ("sample", "learn", "synch_weights")}
+    start, cpu_start = time.perf_counter(), time.process_time()
+    while result["num_env_steps_sampled_lifetime"] - steps0 < steps:
+        result = algo.train()
+    seconds = time.perf_counter() - start
+    window = {"steps": result["num_env_steps_sampled_lifetime"] - steps0, "seconds": seconds,
+              "cpu_seconds": time.process_time() - cpu_start,
+              "rounds": algo._counters["maddpg_num_update_rounds"] - rounds0,
+              "timer_seconds": {k: algo._timers[k]._total_time - v for k, v in timers0.items()}}
+    return result, window
+
+
 def training_rate(args) -> dict:
     """Env steps/s and update rounds/s of MADDPG training after the warm-up."""
     import ray
 
-    import rllib_maddpg  # noqa: F401
-    from rllib_maddpg import MADDPGConfig
-
     ray.init(num_cpus=max(2, args.runners + 1), include_dashboard=False, log_to_driver=False)
     try:
-        config = (
-            MADDPGConfig()
-            .environment(f"mpe/{args.env}")
-            .env_runners(
-                num_env_runners=args.runners,
-                num_envs_per_env_runner=args.envs_per_runner,
-                rollout_fragment_length=args.fragment,
-            )
-            .reporting(min_sample_timesteps_per_iteration=5000)
-            .debugging(seed=args.seed)
-        )
-        if args.warmup is not None:
-            config.training(num_steps_sampled_before_learning_starts=args.warmup)
-        algo = config.build_algo()
-        warmup = config.num_steps_sampled_before_learning_starts
-        result = algo.train()
-        while result["num_env_steps_sampled_lifetime"] < warmup:
-            result = algo.train()
-        steps0 = result["num_env_steps_sampled_lifetime"]
-        rounds0 = algo._counters["maddpg_num_update_rounds"]
-        timers0 = {k: algo._timers[k]._total_time for k in ("sample", "learn", "synch_weights")}
-        start, cpu_start = time.perf_counter(), time.process_time()
-        while result["num_env_steps_sampled_lifetime"] - steps0 < args.steps:
-            result = algo.train()
-        seconds = time.perf_counter() - start
-        cpu_seconds = time.process_time() - cpu_start
-        steps = result["num_env_steps_sampled_lifetime"] - steps0
-        rounds = algo._counters["maddpg_num_update_rounds"] - rounds0
-        shares = {k: (algo._timers[k]._total_time - v) / seconds for k, v in timers0.items()}
+        algo, result = warmed_up_algorithm(args)
+        _, window = timed_window(algo, result, args.steps)
         algo.stop()
     finally:
         ray.shutdown()
-    return {"steps": steps, "seconds": seconds, "cpu_seconds": cpu_seconds, "rounds": rounds, "shares": shares}
+    shares = {k: v / window["seconds"] for k, v in window.pop("timer_seconds").items()}
+    return {**window, "shares": shares}
+
+
+def compare_batched(args, n: int) -> dict:
+    """Today's per-agent updates ("off") and the batched learner ("on") with N agents,
+    in ABBA-ordered timed windows of one warmed-up algorithm."""
+    algo, result = warmed_up_algorithm(args, {"N": n}, "on", iteration_steps=min(5000, args.window))
+    totals = {mode: {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "rounds": 0, "learn_seconds": 0.0}
+              for mode in ("off", "on")}
+    for w in range(args.windows):
+        for mode in (("off", "on") if w % 2 == 0 else ("on", "off")):
+            algo.use_batched_update(mode)  # Adam's state carries over
+            result, window = timed_window(algo, result, args.window)
+            for key in ("steps", "seconds", "cpu_seconds", "rounds"):
+                totals[mode][key] += window[key]
+            totals[mode]["learn_seconds"] += window["timer_seconds"]["learn"]
+    algo.stop()
+    out = {"n": n}
+    for mode, t in totals.items():
+        out[mode] = {"env_steps_per_s": round(t["steps"] / t["seconds"], 1),
+                     "update_rounds_per_s_of_learn_time": round(t["rounds"] / t["learn_seconds"], 2),
+                     "learn_share": round(t["learn_seconds"] / t["seconds"], 3),
+                     "env_steps": t["steps"], "seconds": round(t["seconds"], 1),
+                     "cpu_util": round(t["cpu_seconds"] / t["seconds"], 3)}
+    out["ratio_on_off"] = round(out["on"]["env_steps_per_s"] / out["off"]["env_steps_per_s"], 3)
+    out["learn_speedup"] = round(out["on"]["update_rounds_per_s_of_learn_time"]
+                                 / out["off"]["update_rounds_per_s_of_learn_time"], 3)
+    return out
+
+
+def main_compare_batched(args) -> None:
+    import ray
+
+    rows, load = [], [os.getloadavg()[0]]
+    # One Ray session: the package registers "MADDPG" with Tune once, on import.
+    ray.init(num_cpus=max(2, args.runners + 1), include_dashboard=False, log_to_driver=False)
+    for n in args.compare_batched:
+        rows.append(compare_batched(args, n))
+        load.append(os.getloadavg()[0])
+        row = rows[-1]
+        print(f"{args.env} N={n:<3} per-agent {row['off']['env_steps_per_s']:7.1f} env steps/s, "
+              f"batched {row['on']['env_steps_per_s']:7.1f} env steps/s, ratio {row['ratio_on_off']:.3f}; "
+              f"learner rounds/s {row['off']['update_rounds_per_s_of_learn_time']:.2f} -> "
+              f"{row['on']['update_rounds_per_s_of_learn_time']:.2f} ({row['learn_speedup']:.3f}x); "
+              f"load {load[-1]:.2f}", flush=True)
+    ray.shutdown()
+    print(json.dumps({"env": args.env, "runners": args.runners, "envs_per_runner": args.envs_per_runner,
+                      "window_env_steps": args.window, "windows_per_path": args.windows,
+                      "torch_num_threads": 1, "comparison": rows,
+                      "loadavg1": {"start": round(load[0], 2),
+                                   **{f"after_n{n}": round(v, 2) for n, v in zip(args.compare_batched, load[1:])}}}))
 
 
 PEERS = ("agilerl",)
@@ -169,8 +244,15 @@ def main():
                         help="the peer venv's interpreter (benchmarks/peers/setup_agilerl.sh makes it)")
     parser.add_argument("--peer-steps", type=int, default=20_000,
                         help="timed env steps of the peer, after its learning starts")
+    parser.add_argument("--compare-batched", type=int, nargs="+", metavar="N", default=None,
+                        help="per-agent updates vs the batched learner (batched_update) for these numbers "
+                             "of agents (env_config N); skips the raw env and peer parts")
+    parser.add_argument("--window", type=int, default=2000, help="env steps per timed window (--compare-batched)")
+    parser.add_argument("--windows", type=int, default=2, help="timed windows per path (--compare-batched)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.compare_batched:
+        return main_compare_batched(args)
     if args.peer:
         check_peer(args)
 

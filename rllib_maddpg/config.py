@@ -135,6 +135,7 @@ class MADDPGConfig(AlgorithmConfig):
         self.per_agent_learners = False
         self.data_parallel_learners = 1
         self.learner_resources = {"CPU": 1}
+        self.batched_update = "off"
         self.shared_policy_agent_id = False
         self.strict_lockstep = None
         # MATD3 (Ackermann et al. 2019), off by default: MADDPG as in the paper.
@@ -402,6 +403,7 @@ class MADDPGConfig(AlgorithmConfig):
         per_agent_learners: Optional[bool] = NotProvided,
         data_parallel_learners: Optional[int] = NotProvided,
         learner_resources: Optional[Dict[str, float]] = NotProvided,
+        batched_update: Optional[str] = NotProvided,
         **kwargs,
     ) -> "MADDPGConfig":
         """Sets where MADDPG's updates run: on the driver (default) or on Ray
@@ -422,6 +424,17 @@ class MADDPGConfig(AlgorithmConfig):
             learner_resources: Ray resources of each learner actor (per-agent
                 learner or gradient replica), e.g. {"CPU": 1} or
                 {"CPU": 1, "GPU": 1} or a custom resource to place them on a node.
+            batched_update: how the driver's learner runs an update round:
+                "off", one update per policy after another (core/update.py);
+                "auto", all agents in one batched call on weights stacked
+                along an agent dimension (batched_learner.py; the same
+                equations, fewer and larger matmuls) when every agent has its
+                own policy and all are alike (same sizes, nets and settings,
+                the common MPE case), else the per-agent loop (one log line
+                says why); "on", batched or an error naming what rules it out:
+                shared policies, heterogeneous agents, local critics, agents
+                that come and go, policy inference, policy ensembles, MATD3's
+                keys, learners on Ray actors, independent_minibatches.
             **kwargs: RLlib's own `AlgorithmConfig.learners()` arguments.
 
         Returns:
@@ -638,6 +651,13 @@ class MADDPGConfig(AlgorithmConfig):
               "independent_minibatches", "use it with the local learner (no per-agent or data-parallel learners)")
         check(not (self.per_agent_learners and self.data_parallel_learners > 1),
               "data_parallel_learners", "choose per-agent learners or data-parallel learners, not both")
+        check(self.batched_update in ("off", "auto", "on"), "batched_update", "use 'off', 'auto' or 'on'")
+        if self.batched_update == "on":
+            from rllib_maddpg.batched_learner import config_refusal
+
+            reason = config_refusal(self)
+            check(reason is None, "batched_update",
+                  f"{reason}; use batched_update='auto' to fall back to the per-agent updates")
         check(isinstance(self.learner_resources, dict)
               and all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
                       for k, v in self.learner_resources.items()),

@@ -11,6 +11,7 @@ Runs on RLlib's old API stack (RolloutWorker + TorchPolicyV2); the config
 switches it on itself.
 """
 
+import logging
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ from ray.rllib.utils.metrics import (
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_maddpg import joint_batch
+from rllib_maddpg.batched_learner import BatchedLearner, config_refusal, refusal
 from rllib_maddpg.core import joint as jb
 # AgentToPolicy: checkpoints written before config.py existed name it here.
 from rllib_maddpg.config import AgentToPolicy, MADDPGConfig  # noqa: F401
@@ -43,6 +45,8 @@ from rllib_maddpg import ray_compat
 from rllib_maddpg.learners import PerAgentLearners, make_learners
 from rllib_maddpg.core.replay import JointReplayBuffer
 
+
+logger = logging.getLogger(__name__)
 
 # Counter of env steps sampled since the last update round (checkpointed).
 STEPS_SINCE_UPDATE = "maddpg_env_steps_since_update"
@@ -85,7 +89,8 @@ class MADDPG(FaultTolerance, Algorithm):
     `env_steps_per_update` env steps once `num_steps_sampled_before_learning_starts`
     steps are stored. An update computes the target actions a'_j = mu'_j(o'_j)
     of every agent from its current target actor, then updates each agent's
-    critic, actor and targets on the same joint minibatch.
+    critic, actor and targets on the same joint minibatch (one agent after
+    another, or all at once: `batched_update`, batched_learner.py).
 
     Lost env runners and learner actors: FaultTolerance (fault_tolerance.py).
     """
@@ -124,6 +129,28 @@ class MADDPG(FaultTolerance, Algorithm):
         self.learners = make_learners(config)
         if isinstance(self.learners, PerAgentLearners):
             self.learners.push_states(self.policies_by_id())
+        # All agents in one batched update (batched_learner.py), or None: one update per policy.
+        self.batched = None
+        self.use_batched_update(config.batched_update)
+
+    def use_batched_update(self, mode: str) -> None:
+        """Switches the learner between one update per policy ("off") and the batched
+        learner ("on"; "auto": when the setup allows it), as config key `batched_update`
+        says (setup calls it with the config's value); Adam's state carries over either way."""
+        if self.batched is not None:
+            self.batched.save_optimizer_states()  # the per-agent loop continues from them
+            self.batched = None
+        if mode == "off":
+            return
+        policies = self.agent_policies()
+        reason = config_refusal(self.config) or refusal(policies)
+        if reason is None:
+            self.batched = BatchedLearner(policies)
+        elif mode == "on":
+            raise ValueError(f"batched_update='on' cannot batch these agents: {reason}. Use "
+                             "batched_update='auto' to fall back to one update per policy, or 'off'.")
+        else:
+            logger.warning("batched_update='auto': one update per policy, because %s.", reason)
 
     def policies_by_id(self) -> Dict[str, MADDPGTorchPolicy]:
         """{policy id: policy}, each policy once (a shared policy for all its agents)."""
@@ -136,6 +163,8 @@ class MADDPG(FaultTolerance, Algorithm):
                 self.learners.pull_states(self.policies_by_id())  # critics, optimizers
             except ray.exceptions.RayActorError as error:
                 self.fall_back_to_local_learner(error)
+        if getattr(self, "batched", None) is not None:
+            self.batched.save_optimizer_states()  # Adam's state into the policies it checkpoints
         return super().__getstate__()
 
     @override(Algorithm)
@@ -143,6 +172,16 @@ class MADDPG(FaultTolerance, Algorithm):
         super().__setstate__(state)
         if isinstance(getattr(self, "learners", None), PerAgentLearners):
             self.learners.push_states(self.policies_by_id())
+        if getattr(self, "batched", None) is not None:
+            # The restored policies' Adam state into a new batched learner (the weights were
+            # loaded in place: still views of the old stacks, copied into new ones).
+            self.batched = None
+            self._batch_again()
+
+    def _batch_again(self) -> None:
+        """A new batched learner from the policies as they are now; if they cannot be
+        batched any more, the per-agent loop (an error only with batched_update="on")."""
+        self.use_batched_update("on" if self.config.batched_update == "on" else "auto")
 
     # Algorithm.setup resolves config.env with this: a class path builds the env
     # as the class itself would, Cls(env_config) (ray_compat.env_id_and_creator).
@@ -240,9 +279,11 @@ class MADDPG(FaultTolerance, Algorithm):
         batches = [batch for _, batch in ready]
         return concat_samples(batches) if batches else None
 
-    def minibatch(self, policies: Sequence[MADDPGTorchPolicy]) -> Dict[str, torch.Tensor]:
+    def minibatch(self, policies: Sequence[MADDPGTorchPolicy], target_actions: bool = True
+                  ) -> Dict[str, torch.Tensor]:
         """S joint rows from D (rewards standardised if asked) with the target
-        actions a'_j = mu'_j(o'_j) of the target actors as they are now."""
+        actions a'_j = mu'_j(o'_j) of the target actors as they are now
+        (`target_actions` False: without; the batched learner computes them itself)."""
         rows = self.local_replay_buffer.sample(self.config.train_batch_size)
         if self.config.standardize_rewards:
             for k in range(len(self.agents)):
@@ -250,7 +291,11 @@ class MADDPG(FaultTolerance, Algorithm):
                 mean, std = self.local_replay_buffer.mean_std(column)
                 rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
         batch = {name: torch.from_numpy(column) for name, column in rows.items()}
-        jb.attach_target_actions(batch, policies, masked=self.config._maddpg_masked)
+        dtype = policies[0].model.dtype  # float32, unless built under torch's default float64 (tests)
+        if dtype != torch.float32:
+            batch = {name: v.to(dtype) if v.is_floating_point() else v for name, v in batch.items()}
+        if target_actions:
+            jb.attach_target_actions(batch, policies, masked=self.config._maddpg_masked)
         return batch
 
     def _actor_batches(self, k: int, agent: jb.AgentSpec) -> Optional[Dict[int, Dict]]:
@@ -271,12 +316,18 @@ class MADDPG(FaultTolerance, Algorithm):
         the original code) each from its own, drawn and given target actions
         just before its update. With `diagnose`, also reports how close each
         policy-inference approximation is to the true policy (`inference_quality`).
+        With the batched learner (`batched_update`), all agents in one call.
         """
         size = self.config.train_batch_size
         policies = self.agent_policies()
+        if self.batched is not None and not self.batched.acts_for(policies):
+            self._batch_again()  # policies or their tensors were replaced
         learning = self.learning_agents()
         actor_batches = {a.policy_id: self._actor_batches(self.agents.index(a), a) for a in learning}
-        if self.learners is None:
+        if self.batched is not None:
+            batch = self.minibatch(policies, target_actions=False)
+            results = self.batched.update(batch)
+        elif self.learners is None:
             results, batch = {}, None
             for agent in learning:
                 if batch is None or self.config.independent_minibatches:

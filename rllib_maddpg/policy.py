@@ -214,7 +214,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     ):
         explore = self.config["explore"] if explore is None else explore
         timestep = self.global_timestep if timestep is None else timestep
-        obs = torch.as_tensor(self.actor_inputs(input_dict[SampleBatch.OBS]), dtype=torch.float32)
+        obs = torch.as_tensor(self.actor_inputs(input_dict[SampleBatch.OBS]), dtype=self.model.dtype)
         obs = self.with_agent_id(obs, input_dict.get(SampleBatch.AGENT_INDEX) if self.agent_id_dim else None)
         with torch.no_grad():
             out = self.model.per_subpolicy(self.model.actors, obs, self._subpolicy_index(input_dict, len(obs)))

@@ -29,8 +29,16 @@ does; `mode="vmap"` runs the per-agent nets with torch.func.vmap over
 functional_call (the stack_module_state route) on full inputs.
 
 Scope: agents with the same observation and action sizes, MLP nets (as
-core.networks.mlp builds them), a centralised unmasked critic over all N
-agents, one sub-policy, no policy inference, no twin critics, no agent ids.
+core.networks.mlp builds them, any of its activations), a centralised
+unmasked critic over all N agents, one sub-policy, no policy inference, no
+twin critics, no agent ids. batched_learner.py checks this scope for RLlib's
+policies (config key `batched_update`).
+
+With `share_weights=True` the stacks become the storage of the agents' own
+parameters: afterwards each agent's weight is a view of its slice, so every
+in-place write (an update round here, `load_state_dict` or RLlib's
+`set_weights` there) shows on both sides and nothing is copied per round.
+
 Plain torch; `head` is an action head from core/actions.py (its sampling
 works on any leading dims, so one call draws all N agents' noise, in the same
 order as N calls).
@@ -43,16 +51,22 @@ import torch
 from torch import nn
 
 from rllib_maddpg.core import joint as jb
+from rllib_maddpg.core.networks import ACTIVATIONS
 
 
-def stack_mlps(mlps: Sequence[nn.Sequential], requires_grad: bool) -> List[torch.Tensor]:
-    """[W_0, b_0, W_1, b_1, ...] of N alike MLPs, each stacked to [N, ...] (copies)."""
+def stack_mlps(mlps: Sequence[nn.Sequential], requires_grad: bool, share: bool = False) -> List[torch.Tensor]:
+    """[W_0, b_0, W_1, b_1, ...] of N alike MLPs, each stacked to [N, ...] (copies).
+    share: then point each MLP's parameters at their slices of the stacks (views)."""
     linears = [[m for m in net if isinstance(m, nn.Linear)] for net in mlps]
     params = []
     for layer in zip(*linears):
         for name in ("weight", "bias"):
-            stacked = torch.stack([getattr(lin, name).detach() for lin in layer]).clone()
-            params.append(nn.Parameter(stacked, requires_grad=requires_grad))
+            stacked = nn.Parameter(torch.stack([getattr(lin, name).detach() for lin in layer]),
+                                   requires_grad=requires_grad)
+            if share:
+                for k, lin in enumerate(layer):
+                    getattr(lin, name).data = stacked.data[k]
+            params.append(stacked)
     return params
 
 
@@ -65,14 +79,15 @@ def unstack_into(params: Sequence[torch.Tensor], mlps: Sequence[nn.Sequential]) 
                 dst.copy_(src[k])
 
 
-def mlp_forward(params: Sequence[torch.Tensor], x: torch.Tensor, start: int = 0) -> torch.Tensor:
-    """N MLPs on their own inputs: x [N, B, in] -> [N, B, out]; ReLU between layers.
+def mlp_forward(params: Sequence[torch.Tensor], x: torch.Tensor, start: int = 0,
+                activation=torch.relu) -> torch.Tensor:
+    """N MLPs on their own inputs: x [N, B, in] -> [N, B, out]; `activation` between layers.
     `start`: the index in `params` of the first layer to apply (x already passed the earlier ones)."""
     layers = range(start, len(params), 2)
     for n, l in enumerate(layers):
         x = torch.baddbmm(params[l + 1].unsqueeze(1), x, params[l].transpose(1, 2))
         if n < len(layers) - 1:
-            x = torch.relu(x)
+            x = activation(x)
     return x
 
 
@@ -84,39 +99,72 @@ def shared_first_layer(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
     return out.view(x.shape[0], n, h).transpose(0, 1).contiguous()
 
 
-def critic_forward(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def critic_forward(params: Sequence[torch.Tensor], x: torch.Tensor, activation=torch.relu) -> torch.Tensor:
     """Q_i(x) of the N critics on the shared joint input x [B, D] -> [N, B]."""
-    h = torch.relu(shared_first_layer(params[0], params[1], x))
-    return mlp_forward(params, h, start=2).squeeze(-1)
+    h = activation(shared_first_layer(params[0], params[1], x))
+    return mlp_forward(params, h, start=2, activation=activation).squeeze(-1)
 
 
 class BatchedMADDPG:
     """N alike agents' actors, critics, targets and Adam optimizers as stacks.
 
-    Built from the agents' MADDPGNetworks (copies of their weights); `write_back`
-    copies the stacks into them. config: actor_lr, critic_lr, gamma, tau,
-    grad_norm_clipping, grad_norm_clipping_scope, actor_regularization.
+    Built from the agents' MADDPGNetworks: copies of their weights, which
+    `write_back` copies into them, or (`share_weights`) the storage of their
+    weights from then on. config: actor_lr, critic_lr, gamma, tau,
+    grad_norm_clipping, grad_norm_clipping_scope, actor_regularization, and
+    (default relu) actor_hidden_activation, critic_hidden_activation.
+    Adam: `foreach` as torch.optim.Adam's (policy.py uses True).
     """
 
-    def __init__(self, models, head, config: Dict, mode: str = "shared"):
+    NETS = ("actor", "critic", "target_actor", "target_critic")
+
+    def __init__(self, models, head, config: Dict, mode: str = "shared", share_weights: bool = False,
+                 foreach=None):
         if mode not in ("shared", "full", "vmap"):
             raise ValueError(f"unknown mode {mode!r}")
         self.n = len(models)
         self.head, self.config, self.mode = head, config, mode
+        self._actor_activation = ACTIVATIONS[config.get("actor_hidden_activation", "relu")]()
+        self._critic_activation = ACTIVATIONS[config.get("critic_hidden_activation", "relu")]()
         if mode == "vmap":
             self._actor_call = _vmapped(models[0].actor)
             self._critic_call = _vmapped(models[0].critic)
-        self.actor = stack_mlps([m.actor for m in models], True)
-        self.critic = stack_mlps([m.critic for m in models], True)
-        self.target_actor = stack_mlps([m.target_actor for m in models], False)
-        self.target_critic = stack_mlps([m.target_critic for m in models], False)
-        self.optimizers = {"actor": torch.optim.Adam(self.actor, lr=config["actor_lr"]),
-                           "critic": torch.optim.Adam(self.critic, lr=config["critic_lr"])}
+        for name in self.NETS:
+            setattr(self, name, stack_mlps([getattr(m, name) for m in models], not name.startswith("target"),
+                                           share=share_weights))
+        self.optimizers = {"actor": torch.optim.Adam(self.actor, lr=config["actor_lr"], foreach=foreach),
+                           "critic": torch.optim.Adam(self.critic, lr=config["critic_lr"], foreach=foreach)}
         self.action_dim = self.actor[-2].shape[1]
 
     def write_back(self, models) -> None:
-        for name in ("actor", "critic", "target_actor", "target_critic"):
+        for name in self.NETS:
             unstack_into(getattr(self, name), [getattr(m, name) for m in models])
+
+    # --- Adam's state, per agent ---------------------------------------------
+
+    def agent_optimizer_state(self, name: str, k: int) -> Dict:
+        """Agent k's slice of optimizer `name`'s state, as the `state` entry of the
+        state_dict of a torch Adam over agent k's own parameters (same order)."""
+        return {i: {key: value.clone() if key == "step" else value[k].clone() for key, value in s.items()}
+                for i, s in self.optimizers[name].state_dict()["state"].items()}
+
+    def load_agent_optimizer_states(self, name: str, states: Sequence[Dict]) -> None:
+        """Inverse of `agent_optimizer_state`: optimizer `name`'s state from the N
+        agents' (all empty, e.g. never stepped, or all with the same Adam step)."""
+        if any(not s for s in states):
+            if any(states):
+                raise ValueError(f"some agents' {name} optimizers have state and some do not")
+            stacked = {}
+        else:
+            stacked = {}
+            for i in states[0]:
+                steps = {float(s[i]["step"]) for s in states}
+                if len(steps) > 1:
+                    raise ValueError(f"the agents' {name} optimizers are at different Adam steps {sorted(steps)}")
+                stacked[i] = {key: states[0][i][key].clone() if key == "step"
+                              else torch.stack([s[i][key] for s in states]) for key in states[0][i]}
+        optimizer = self.optimizers[name]
+        optimizer.load_state_dict({"state": stacked, "param_groups": optimizer.state_dict()["param_groups"]})
 
     # --- one round -----------------------------------------------------------
 
@@ -149,10 +197,11 @@ class BatchedMADDPG:
                 base = shared_first_layer(critic[0], critic[1], x)           # W_i x + b_i
             own = self._own_action_columns(critic[0], obs.shape[-1])          # W_i^{a_i}  [N, H, A]
             h = base + torch.bmm(policy_actions - actions, own.transpose(1, 2))
-            q_pi = mlp_forward(critic, torch.relu(h), start=2).squeeze(-1)
+            q_pi = mlp_forward(critic, self._critic_activation(h), start=2,
+                               activation=self._critic_activation).squeeze(-1)
         elif self.mode == "full":
             x_i = self._inputs_with_own_action(x, policy_actions, obs.shape[-1])
-            q_pi = mlp_forward(critic, x_i).squeeze(-1)
+            q_pi = mlp_forward(critic, x_i, activation=self._critic_activation).squeeze(-1)
         else:
             slots = self._own_action_slots(x)
             obs_part, acts = x[:, :n * obs.shape[-1]], x[:, n * obs.shape[-1]:]
@@ -177,13 +226,13 @@ class BatchedMADDPG:
         """mu_i(o_i) (or mu'_i) of every agent: obs [N, B, O] -> [N, B, A]."""
         if self.mode == "vmap":
             return torch.func.vmap(self._actor_call)(tuple(params), obs)
-        return mlp_forward(params, obs)
+        return mlp_forward(params, obs, activation=self._actor_activation)
 
     def _critics(self, params, x: torch.Tensor) -> torch.Tensor:
         """Q_i(x) (or Q'_i) of every agent on the shared joint input x [B, D] -> [N, B]."""
         if self.mode == "vmap":
             return torch.func.vmap(self._critic_call, in_dims=(0, None))(tuple(params), x).squeeze(-1)
-        return critic_forward(params, x)
+        return critic_forward(params, x, self._critic_activation)
 
     def _own_action_slots(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 1, N A]: row i is 1 on a_i's entries of the joint action."""

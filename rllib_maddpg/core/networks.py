@@ -152,6 +152,12 @@ class MADDPGNetworks(nn.Module):
         return self.actors[0]
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The nets' dtype: float32, or torch's default dtype when they were built
+        (float64 in tests that compare two update paths beyond float32's rounding)."""
+        return self.actors[0][0].weight.dtype
+
+    @property
     def target_actor(self) -> nn.Module:
         return self.target_actors[0]
 

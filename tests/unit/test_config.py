@@ -135,6 +135,8 @@ BAD_VALUES = {
     "ensemble_shared_draw": [["0", "1"]], "subpolicy_for_acting": [-1],
     "per_agent_learners": [1], "data_parallel_learners": [0], "shared_policy_agent_id": ["yes"], "strict_lockstep": ["yes", 1],
     "learner_resources": [{"CPU": -1}],
+    "batched_update": [True, "shared", {"batched_update": "on", "per_agent_learners": True},
+                       {"batched_update": "on", "twin_critics": True}],
     "sample_on_driver_when_runners_down": ["yes"], "env_runner_wait_timeout_s": [0, None],
     "twin_critics": [1], "target_action_noise": [-0.1, "0.2"], "target_action_noise_clip": [0.0],
     "actor_update_delay": [0, 1.5],

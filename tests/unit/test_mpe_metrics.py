@@ -80,6 +80,22 @@ def test_spread_distance_and_collisions():
     assert out["collisions"] == 1.0  # agents 0 and 1
 
 
+def test_spread_metrics_equal_the_pairwise_definition_on_random_worlds():
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 12):
+        agents = [entity(*rng.uniform(-1, 1, 2), size=rng.uniform(0.05, 0.3)) for _ in range(n)]
+        landmarks = [entity(*rng.uniform(-1, 1, 2)) for _ in range(n)]
+        world = NS(agents=agents, landmarks=landmarks)
+        tracker = m.SpreadMetrics()
+        tracker.reset(world)
+        tracker.step(world)
+        out = tracker.result(world)
+        nearest = [min(m._dist(a, lm) for a in agents) for lm in landmarks]
+        pairs = sum(m._touching(a, b) for i, a in enumerate(agents) for b in agents[i + 1:])
+        assert out["mean_landmark_distance"] == pytest.approx(np.mean(nearest), rel=1e-12)
+        assert out["collisions"] == pairs
+
+
 def test_push_frames_on_goal():
     goal = entity(0, 0, size=0.05)
     agent = entity(0.05, 0, adversary=False, goal_a=goal)

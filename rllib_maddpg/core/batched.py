@@ -181,7 +181,9 @@ class BatchedMADDPG:
         with torch.no_grad():
             target_actions = self.head.target_action(self._actors(self.target_actor, new_obs))
             x_tp1 = torch.cat(list(new_obs) + list(target_actions), -1)
-            y = rewards + self.config["gamma"] * (1.0 - dones) * self._critics(self.target_critic, x_tp1)
+            # n-step rows carry gamma^k per row (core/nstep.py); one-step rows use gamma.
+            gamma = batch.get(jb.DISCOUNT_COL, self.config["gamma"])
+            y = rewards + gamma * (1.0 - dones) * self._critics(self.target_critic, x_tp1)
         # Critics (eq. 6).
         q = self._critics(self.critic, x)
         critic_loss_n = (q - y).pow(2).mean(1)
@@ -236,15 +238,16 @@ class BatchedMADDPG:
 
     def _own_action_slots(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 1, N A]: row i is 1 on a_i's entries of the joint action."""
-        slot = torch.zeros(self.n, 1, self.n, self.action_dim, dtype=x.dtype)
-        slot[torch.arange(self.n), 0, torch.arange(self.n)] = 1.0
+        slot = torch.zeros(self.n, 1, self.n, self.action_dim, dtype=x.dtype, device=x.device)
+        index = torch.arange(self.n, device=x.device)
+        slot[index, 0, index] = 1.0
         return slot.reshape(self.n, 1, self.n * self.action_dim)
 
     def _own_action_columns(self, w1: torch.Tensor, obs_dim: int) -> torch.Tensor:
         """W_i^{a_i}: the columns of critic i's first layer that read a_i, [N, H, A]."""
         n, h, _ = w1.shape
         acts = w1[:, :, n * obs_dim:].reshape(n, h, n, self.action_dim)
-        k = torch.arange(n)
+        k = torch.arange(n, device=w1.device)
         return acts[k, :, k, :]
 
     def _inputs_with_own_action(self, x, policy_actions, obs_dim) -> torch.Tensor:

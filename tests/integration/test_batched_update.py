@@ -47,10 +47,11 @@ def assert_same_weights(a, b, atol=ATOL):
             np.testing.assert_allclose(a[pid][key], b[pid][key], rtol=0, atol=atol, err_msg=f"{pid} {key}")
 
 
-def test_training_with_the_batched_learner_gives_the_per_agent_weights(ray_local, float64):
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_training_with_the_batched_learner_gives_the_per_agent_weights(ray_local, float64, n_step):
     runs = {}
     for mode in ("off", "on"):
-        algo = spread_config(mode).build_algo()
+        algo = spread_config(mode, n_step=n_step).build_algo()
         try:
             assert (algo.batched is None) == (mode == "off")
             results = [algo.train() for _ in range(3)]

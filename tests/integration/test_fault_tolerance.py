@@ -64,7 +64,7 @@ def test_training_goes_on_after_the_env_runner_is_killed(ray_local, overlap):
 
         # Training does not wait for the restart: the driver samples meanwhile
         # (sample_on_driver_when_runners_down), then the restarted runner again.
-        steps, deadline = before["num_env_steps_sampled_lifetime"], time.time() + 120
+        steps, deadline = before["num_env_steps_sampled_lifetime"], time.time() + 300
         while True:
             result = algo.train()
             assert result["num_env_steps_sampled_lifetime"] >= steps + STEPS_PER_ITERATION

@@ -81,6 +81,12 @@ SETTINGS["shared_maddpg_n01"] = {"share": True, "training": {
 # shared_td3 with noise 0.1 (TD3's BipedalWalker value).
 SETTINGS["shared_td3_n01"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "exploration_noise_scale": 0.1}}
+# shared_ddpg_local with the paper's actor regularization (1e-3 * mean(pre-tanh^2) in
+# the actor loss) kept instead of td3's 0: on waterworld, shared_ddpg_local's actor
+# saturated (every action at a corner of the box, |a| = sqrt(2)) by 25k env steps
+# with an actor gradient of exactly 0 through tanh, so nothing could bring it back.
+SETTINGS["shared_ddpg_local_reg"] = {"share": True, "training": {
+    **SETTINGS["shared_ddpg_local"]["training"], "actor_regularization": 1e-3}}
 SETTINGS["shared_ddpg"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
     "actor_update_delay": 1}}

@@ -275,7 +275,8 @@ def table(out):
 
 # The best setting found per env (the summary's last column), by the measurements
 # in docs/third_party.md.
-BEST = {"multiwalker": "shared_ddpg_local", "pendulum": "shared_td3", "cartpole": "shared_discrete"}
+BEST = {"multiwalker": "shared_ddpg_local", "pendulum": "shared_td3", "cartpole": "shared_discrete",
+        "waterworld": "shared_ddpg_local_reg"}
 
 
 def summary_table(out):

@@ -11,7 +11,9 @@ on one core (8 sub-envs on the driver, one torch thread). The greedy actors
 of them) are evaluated before training and every `--eval-every` env steps;
 uniform random actions are played on the same seeds. Recorded per evaluation:
 per-agent and summed episode returns (every episode), episode lengths, the
-env steps and the training seconds so far; per run: training env steps/s
+env steps and the training seconds so far, the mean L2 norm of the greedy
+Box actions the env was given (`action_norm_mean`), and the policies'
+learner stats (Q mean, target mean, losses) of the last update; per run: training env steps/s
 (updates included, evaluations excluded). Each run is written to
 `--out/<env>__<setting>__seed<k>.json` (plus a marl-eval-format copy,
 `*.marl_eval.json`) when it ends; a rerun skips runs whose JSON exists, so the
@@ -85,6 +87,12 @@ SETTINGS["shared_td3_n01"] = {"share": True, "training": {
 # fall penalty let MADDPG's centralized critic learn where the one-step target did not?
 SETTINGS["shared_td3_n01_nstep3"] = {"share": True, "training": {
     **SETTINGS["shared_td3_n01"]["training"], "n_step": 3}}
+# shared_ddpg_local with the paper's actor regularization (1e-3 * mean(pre-tanh^2) in
+# the actor loss) kept instead of td3's 0: on waterworld, shared_ddpg_local's actor
+# saturated (every action at a corner of the box, |a| = sqrt(2)) by 25k env steps
+# with an actor gradient of exactly 0 through tanh, so nothing could bring it back.
+SETTINGS["shared_ddpg_local_reg"] = {"share": True, "training": {
+    **SETTINGS["shared_ddpg_local"]["training"], "actor_regularization": 1e-3}}
 SETTINGS["shared_ddpg"] = {"share": True, "training": {
     **SETTINGS["td3"]["training"], "twin_critics": False, "target_action_noise": 0.0,
     "actor_update_delay": 1}}
@@ -114,10 +122,20 @@ def greedy(algo, env_name, env_config, episodes):
     from rllib_maddpg.evaluation import run_algorithm_episodes
 
     env = make_env(env_name, env_config)
+    norms, step = [], env.step
+
+    def recording_step(actions):  # the L2 norm of every Box action the env is given
+        for action in actions.values():
+            if isinstance(action, np.ndarray) and action.dtype.kind == "f":
+                norms.append(float(np.linalg.norm(action)))
+        return step(actions)
+
+    env.step = recording_step
     try:
         result = run_algorithm_episodes(algo, env, episodes, seed=10_000)
     finally:
         env.close()
+    greedy.action_norm_mean = float(np.mean(norms)) if norms else None
     return [str(a) for a in result.agent_ids], result.returns, list(result.lengths)
 
 
@@ -190,9 +208,10 @@ def run(env_key, setting, seed, budget, eval_every, episodes):
     try:
         agents, returns, lengths = greedy(algo, env_name, env_config, episodes)
         rnd_returns, rnd_lengths = random_play(algo, env_name, env_config, episodes)
-        curve = [{"env_steps": 0, "train_seconds": 0.0, **summary(agents, returns, lengths)}]
+        curve = [{"env_steps": 0, "train_seconds": 0.0, **summary(agents, returns, lengths),
+                  "action_norm_mean": greedy.action_norm_mean}]
         print(env_key, setting, seed, "random", summary(agents, rnd_returns, rnd_lengths)["summed_return_mean"],
-              "untrained", curve[0]["summed_return_mean"], flush=True)
+              "untrained", curve[0]["summed_return_mean"], "|a|", curve[0]["action_norm_mean"], flush=True)
         steps, seconds, next_eval, train_returns = 0, 0.0, eval_every, []
         while steps < budget:
             t0 = time.time()
@@ -207,10 +226,12 @@ def run(env_key, setting, seed, budget, eval_every, episodes):
                            for pid, info in result.get("info", {}).get("learner", {}).items()
                            if isinstance(info, dict)}
                 curve.append({"env_steps": int(steps), "train_seconds": round(seconds, 1),
-                              **summary(agents, returns, lengths), "learner_stats": learner})
+                              **summary(agents, returns, lengths), "learner_stats": learner,
+                              "action_norm_mean": greedy.action_norm_mean})
                 next_eval = (steps // eval_every + 1) * eval_every
                 print(env_key, setting, seed, steps, f"{steps / seconds:.0f} steps/s", "greedy",
-                      round(curve[-1]["summed_return_mean"], 1), "train", train_returns[-1][1], flush=True)
+                      round(curve[-1]["summed_return_mean"], 1), "train", train_returns[-1][1],
+                      "|a|", curve[-1]["action_norm_mean"], "learner", learner, flush=True)
     finally:
         algo.stop()
     return {
@@ -264,8 +285,8 @@ def table(out):
 
 # The best setting found per env (the summary's last column), by the measurements
 # in docs/third_party.md.
-BEST = {"multiwalker": "shared_ddpg_local", "pendulum": "shared_td3", "cartpole": "shared_discrete",
-        "two_step_game": "shared_discrete"}
+BEST = {"multiwalker": "shared_td3_n01_nstep3", "pendulum": "shared_td3", "cartpole": "shared_discrete",
+        "two_step_game": "shared_discrete", "waterworld": "shared_ddpg_local_reg"}
 
 
 def summary_table(out):

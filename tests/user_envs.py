@@ -146,5 +146,6 @@ def missing(env_name):
     }.get(env_name, ())
     reason = _has(*needs)
     if reason and "waterworld" in env_name:
-        reason += "; waterworld_v4 is in PettingZoo 1.25 (not 1.26+) and needs pymunk<7"
+        reason += ("; waterworld_v4 is in PettingZoo 1.25 (not 1.26+) and needs pymunk<7: "
+                   "benchmarks/setup_waterworld_venv.sh makes such a venv")
     return reason

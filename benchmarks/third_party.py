@@ -286,7 +286,8 @@ def table(out):
 # The best setting found per env (the summary's last column), by the measurements
 # in docs/third_party.md.
 BEST = {"multiwalker": "shared_td3_n01_nstep3", "pendulum": "shared_td3", "cartpole": "shared_discrete",
-        "two_step_game": "shared_discrete", "waterworld": "shared_ddpg_local_reg"}
+        "two_step_game": "shared_discrete", "waterworld": "shared_ddpg_local_reg",
+        "pursuit": "shared_discrete", "kaz": "shared_discrete"}
 
 
 def summary_table(out):

@@ -1,4 +1,4 @@
-"""Shared fixtures: one small local Ray instance for the tests that need Ray."""
+"""Shared fixtures: one small local Ray instance for the tests that need Ray; float64 nets."""
 
 import os
 
@@ -18,3 +18,14 @@ def ray_local():
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(path)}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def float64():
+    """Nets and tensors built in float64 (comparing two update paths beyond float32's
+    rounding), float32 again afterwards."""
+    import torch
+
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)

@@ -46,13 +46,14 @@ def n_step_rows(rows: Dict[str, np.ndarray], episode_ids: np.ndarray, num_agents
         same = np.zeros(count, bool)
         same[:count - j] = episode_ids[j:] == episode_ids[:count - j]
         steps += same & (steps == j)  # still contiguous up to j
-    last = np.arange(count) + steps - 1  # the row whose next state row t bootstraps from
+    rows_t = np.arange(count)
+    last = rows_t + steps - 1  # the row whose next state row t bootstraps from
+    # Per j < n: row t + j (clipped at the end; used only where j < k(t)).
+    ahead = [(np.minimum(rows_t + j, count - 1), j < steps) for j in range(n)]
     for i in range(num_agents):
         r, d = rows[rewards_col(i)], rows[terminateds_col(i)]
         total, done = np.zeros(count, np.float32), np.zeros(count, np.float32)
-        for j in range(n):
-            inside = j < steps
-            idx = np.minimum(np.arange(count) + j, count - 1)
+        for j, (idx, inside) in enumerate(ahead):
             # Once the episode terminated for agent i, its later rewards are padding (0).
             total += np.where(inside & (done == 0), (gamma ** j) * r[idx], 0.0).astype(np.float32)
             done = np.maximum(done, np.where(inside, d[idx], 0.0)).astype(np.float32)

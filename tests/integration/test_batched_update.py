@@ -22,13 +22,6 @@ SMALL = dict(num_steps_sampled_before_learning_starts=200, train_batch_size=64,
              min_sample_timesteps_per_iteration=200, env_steps_per_update=50)
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 def spread_config(mode, n=3, **overrides):
     return (MADDPGConfig().environment("mpe/simple_spread", env_config={"N": n}).debugging(seed=0)
             .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=25)

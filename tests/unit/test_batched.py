@@ -25,13 +25,6 @@ HEADS = {  # deterministic tanh (Box), and Gumbel-Softmax with the same seeds in
 }
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 @pytest.mark.parametrize("head, scope, mode", [
     ("simplex", "variable", "shared"), ("box", "network", "shared"),
     ("box", "variable", "full"), ("simplex", "network", "vmap"),

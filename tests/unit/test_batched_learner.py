@@ -15,13 +15,6 @@ pytestmark = pytest.mark.unit
 SPREAD = dict(env="mpe/simple_spread", env_config={"N": 3})
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 @pytest.mark.parametrize("overrides, reason", [
     (dict(env=StampEnv), "differ in their observation or action spaces"),
     (dict(env=TeamEnv, policies={"team", "c"},

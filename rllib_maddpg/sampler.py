@@ -26,6 +26,19 @@ sampler; the first agent's attaches every agent's columns
 (joint_batch.attach_joint_columns), which go to the driver once, as the
 JOINT_ROWS batch.
 
+Batched envs: when a runner's sub-envs offer `batched(num_envs, seed)` (the
+JaxMARL MPE backend, envs/jaxmarl_mpe.py), the sampler asks the first for one
+env stepping all E copies and calls its `step` once per step, with arrays
+instead of per-copy dicts:
+
+    step({agent: [E, ...] actions}) -> obs {agent: [E, obs_dim]}, rewards
+    {agent: [E]}, terminated [E], truncated [E], info
+
+with every agent present at every step (strict lockstep) and copies that
+ended restarted in the same call: their first observations are in `obs`,
+their last in `info["final_obs"]`; `episode_metrics()` then gives one dict
+per copy. The sub-envs RLlib built are not stepped.
+
 Not supported here (set `use_lockstep_sampler=False` for RLlib's sampler):
 RLlib's per-episode callbacks (on_episode_start/step/end) and observation
 filters. Episodes are summarized for RLlib's metrics (returns per policy,
@@ -82,6 +95,17 @@ class LockstepSampler:
         for k, agent in enumerate(self.agents):
             self.groups.setdefault(agent.policy_id, []).append(k)
         self.envs = worker.async_env.get_sub_environments()
+        config = worker.config
+        # One env stepping all E copies, if the sub-envs offer it (see above).
+        self.batched_env = None
+        if hasattr(self.envs[0], "batched"):
+            if worker.config._maddpg_masked:
+                raise ValueError(
+                    "The env's batched copies step every agent at every step, but this config "
+                    "masks agents that come and go (strict_lockstep=False): set "
+                    "strict_lockstep=True, or use an env without `batched`.")
+            seed = None if config.seed is None else config.seed + 1000 * worker.worker_index
+            self.batched_env = self.envs[0].batched(len(self.envs), seed=seed)
         # Every observation becomes the flat vector the actor reads (envs/spaces.py).
         self.flatten = [obs_flattener(self.envs[0].get_observation_space(a.agent_id))
                         for a in self.agents]
@@ -92,7 +116,6 @@ class LockstepSampler:
         # Policy ensembles: one sub-policy per agent per episode, drawn here
         # (uniformly, shared within `ensemble_shared_draw` groups) unless
         # `subpolicy_for_acting` fixes it.
-        config = worker.config
         seed = None if config.seed is None else config.seed + 1000 * worker.worker_index
         self._draw_rng = np.random.default_rng(seed)
         self._fixed_subpolicy = config.subpolicy_for_acting
@@ -107,8 +130,16 @@ class LockstepSampler:
         self._returns = np.zeros((n_envs, len(self.agents)))
         self._subpolicy = np.zeros((n_envs, len(self.agents)), np.int64)
         self._present = np.zeros((n_envs, len(self.agents)), bool)  # k acts at e's next step
-        for e in range(n_envs):
-            self._reset(e)
+        if self.batched_env is None:
+            for e in range(n_envs):
+                self._reset(e)
+        else:
+            obs = self.batched_env.reset(seed=seed)
+            for k, agent in enumerate(self.agents):
+                self._obs[k][:] = obs[agent.agent_id].reshape(n_envs, -1)
+            self._present[:] = True
+            for e in range(n_envs):
+                self._start_episode(e)
 
     def pop_metrics(self) -> List[RolloutMetrics]:
         metrics, self._metrics = self._metrics, []
@@ -122,6 +153,9 @@ class LockstepSampler:
         if self.strict and not self._present[e].all():
             self._refuse([a.agent_id for a, p in zip(self.agents, self._present[e]) if not p],
                          "got no observation at the reset of an episode")
+        self._start_episode(e)
+
+    def _start_episode(self, e: int) -> None:
         self._eps_id[e] = next(self._episode_ids)
         self._t[e] = 0
         self._returns[e] = 0.0
@@ -145,8 +179,10 @@ class LockstepSampler:
                 draws[group] = self._draw_rng.integers(agent.num_subpolicies)
             self._subpolicy[e, k] = draws[group]
 
-    def _end_episode(self, e: int) -> None:
+    def _end_episode(self, e: int, custom_metrics=None) -> None:
         env = self.envs[e]
+        if custom_metrics is None:
+            custom_metrics = env.episode_metrics() if hasattr(env, "episode_metrics") else {}
         self._metrics.append(
             RolloutMetrics(
                 episode_length=int(self._t[e]),
@@ -155,10 +191,13 @@ class LockstepSampler:
                     (a.agent_id, a.policy_id): float(r) for a, r in zip(self.agents, self._returns[e])
                 },
                 # Task metrics of the paper (envs/mpe_metrics.py), read before the reset.
-                custom_metrics=env.episode_metrics() if hasattr(env, "episode_metrics") else {},
+                custom_metrics=custom_metrics,
             )
         )
-        self._reset(e)
+        if self.batched_env is None:
+            self._reset(e)
+        else:  # the copy restarted in the step that ended it; its first obs are in self._obs
+            self._start_episode(e)
 
     def sample(self, steps_per_env: int, complete_episodes: bool = False) -> MultiAgentBatch:
         """`steps_per_env` steps of every sub-env, as one MultiAgentBatch.
@@ -204,7 +243,15 @@ class LockstepSampler:
                                     np.zeros((n, E), bool))
             next_t = np.zeros((n, E), bool)
             ended = []
-            for e in np.flatnonzero(active):
+            if self.batched_env is not None:
+                ended, episode_metrics = self._step_batched(
+                    [env_actions[k][t] for k in range(n)], [new_obs[k][t] for k in range(n)],
+                    r_t, term_t, trunc_t)
+                if complete_episodes and not (active[ended].all() and len(ended) in (0, active.sum())):
+                    raise RuntimeError(
+                        "batch_mode='complete_episodes' with a batched env needs its copies to "
+                        "end their episodes at the same step (JaxMARL's MPE does).")
+            for e in np.flatnonzero(active) if self.batched_env is None else ():
                 present = self._present[e]
                 o, r, term, trunc, _ = self.envs[e].step(
                     {aid: env_actions[k][t][e] for k, aid in enumerate(ids) if present[k]})
@@ -236,15 +283,47 @@ class LockstepSampler:
                     ended.append(e)
             self._returns += r_t.T
             for k in range(n):  # each env's next observation (zeros for an absent agent); reset envs overwrite theirs
+                if self.batched_env is not None:
+                    break  # _step_batched set them, restarted copies' first ones included
                 self._obs[k][active] = (new_obs[k][t][active] if self.strict
                                         else new_obs[k][t][active] * self._present[active, k, None])
             for e in ended:
-                self._end_episode(e)
+                self._end_episode(e, None if self.batched_env is None else episode_metrics[e])
                 active[e] = not complete_episodes
             rewards.append(r_t), terminateds.append(term_t), truncateds.append(trunc_t)
             next_alive.append(next_t if not self.strict else alive[-1])
             t += 1
 
+        return self._rows(agents, obs, new_obs, env_actions, critic_actions, rewards, terminateds,
+                          truncateds, alive, next_alive, eps_id, t_col, subpolicy, valid)
+
+    def _step_batched(self, actions, new_obs, r_t, term_t, trunc_t):
+        """One step of all E copies of the batched env: fills the step's new_obs
+        [n][E, d], rewards, terminated and truncated [n, E] in place, sets the
+        next observations (restarted copies' first ones); returns the copies
+        that ended and their episode metrics (None if none ended)."""
+        ids = [a.agent_id for a in self.agents]
+        o, r, term, trunc, info = self.batched_env.step(dict(zip(ids, actions)))
+        term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
+        over = term | trunc
+        final = info.get("final_obs") if over.any() else None
+        for k, aid in enumerate(ids):
+            obs_k = np.asarray(o[aid], np.float32).reshape(self._obs[k].shape)
+            new_obs[k][:] = obs_k if final is None else np.where(
+                over[:, None], np.asarray(final[aid], np.float32).reshape(obs_k.shape), obs_k)
+            self._obs[k][:] = obs_k
+            r_t[k], term_t[k], trunc_t[k] = r[aid], term, trunc
+        self._t += 1
+        ended = np.flatnonzero(over)
+        metrics = None
+        if len(ended):
+            metrics = (self.batched_env.episode_metrics() if hasattr(self.batched_env, "episode_metrics")
+                       else [{} for _ in range(len(over))])
+        return ended, metrics
+
+    def _rows(self, agents, obs, new_obs, env_actions, critic_actions, rewards, terminateds,
+              truncateds, alive, next_alive, eps_id, t_col, subpolicy, valid) -> MultiAgentBatch:
+        """The steps of one sample() call as each policy's postprocessed batch."""
         # [T, E, ...] -> rows: each sub-env's steps contiguous, in time order;
         # only the steps the sub-env actually took.
         keep = np.swapaxes(np.stack(valid), 0, 1).reshape(-1)

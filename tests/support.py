@@ -67,6 +67,50 @@ class StampEnv(MultiAgentEnv):
         return self._obs(), rewards, terminateds, truncateds, {}
 
 
+class BatchedStampEnv(StampEnv):
+    """A StampEnv that offers `batched`: StampCopies of itself, copy b with episodes
+    of episode_len + b steps (so copies end at different steps)."""
+
+    def batched(self, num_envs, seed=None):
+        return StampCopies([StampEnv({"episode_len": self.episode_len + b, "terminate": self.terminate})
+                            for b in range(num_envs)])
+
+
+class StampCopies:
+    """B StampEnvs behind the batched-env protocol of the lockstep sampler (sampler.py):
+    arrays in and out, ended copies restarted in the same step (final_obs)."""
+
+    def __init__(self, envs):
+        self.envs = envs
+        self.possible_agents = envs[0].possible_agents
+        self._metrics = None
+
+    def _stack(self, per_copy):
+        return {a: np.stack([x[a] for x in per_copy]) for a in self.possible_agents}
+
+    def reset(self, seed=None):
+        return self._stack([env.reset(seed=None if seed is None else seed + b)[0]
+                            for b, env in enumerate(self.envs)])
+
+    def step(self, actions):
+        obs, final, rewards, term, trunc, metrics = [], [], [], [], [], []
+        for b, env in enumerate(self.envs):
+            o, r, te, tr, _ = env.step({a: actions[a][b] for a in self.possible_agents})
+            final.append(o)
+            if te["__all__"] or tr["__all__"]:
+                metrics.append({"length": float(env._t)})
+                o = env.reset()[0]
+            else:
+                metrics.append({})
+            obs.append(o), rewards.append(r), term.append(te["__all__"]), trunc.append(tr["__all__"])
+        self._metrics = metrics
+        return (self._stack(obs), self._stack(rewards), np.array(term), np.array(trunc),
+                {"final_obs": self._stack(final)})
+
+    def episode_metrics(self):
+        return self._metrics
+
+
 def build_policies(env=StampEnv, **overrides):
     """MADDPG's policies for `env`, built directly (no Ray), in joint agent order.
 

@@ -71,6 +71,7 @@ is imported when this module is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,9 +100,12 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         f"Import failed with: {err}"
     ) from err
 
-from rllib_maddpg.envs.mpe import MPE_SCENARIOS, make_mpe_env
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-__all__ = ["JAXMARL_ENV_IDS", "JaxMARLMPE", "state_from_mpe2"]
+from rllib_maddpg.envs.mpe import MPE_SCENARIOS, make_mpe_env
+from rllib_maddpg.envs.mpe_metrics import REPLICATION_RADIUS
+
+__all__ = ["JAXMARL_ENV_IDS", "JaxMARLMPE", "JaxMARLMPEEnv", "state_from_mpe2"]
 
 # scenario -> (JaxMARL registry id, class). The ids are those of jaxmarl.make.
 JAXMARL_ENV_IDS = {
@@ -183,15 +187,22 @@ class JaxMARLMPE:
 
         # The plugin's own env gives the spaces and the order we must match.
         reference = make_mpe_env(scenario, config)
+        # mpe2's entity sizes (agents, then landmarks), for the paper's metrics:
+        # JaxMARL's own radii differ where they play no part in the dynamics
+        # (simple_push's landmarks: 0.2 there, 0.05 in mpe2).
+        world = reference.par_env.unwrapped.world
+        entity_sizes = tuple(float(e.size) for e in list(world.agents) + list(world.landmarks))
         self.possible_agents = list(reference.possible_agents)
         self.observation_spaces = dict(reference.observation_spaces)
         self.action_spaces = dict(reference.action_spaces)
         self.action_simplex_segments = dict(reference.action_simplex_segments)
         reference.close()
 
-        cls = JAXMARL_ENV_IDS[scenario][1]
-        self.jax_env = cls(action_type=CONTINUOUS_ACT if self.continuous else DISCRETE_ACT,
-                           max_steps=self.max_cycles, **jax_kwargs)
+        # JAX's default float (float32, or float64 under jax_enable_x64) keys the
+        # caches: JaxMARL's env holds arrays made at construction.
+        real = str(jnp.zeros(()).dtype)
+        self.jax_env = _jax_env(scenario, tuple(sorted(jax_kwargs.items())), self.continuous,
+                                self.max_cycles, real)
         if sorted(self.jax_env.agents) != sorted(self.possible_agents):
             raise RuntimeError(
                 f"JaxMARL's {scenario} agents {self.jax_env.agents} are not mpe2's "
@@ -206,15 +217,22 @@ class JaxMARLMPE:
 
         # Actions are packed and observations concatenated inside the jitted
         # step: one host->device copy per agent, one device->host copy per step.
-        self._packers = {a: _action_packer(self.action_spaces[a]) for a in self.possible_agents}
+        # The jitted functions are shared by every JaxMARLMPE of the same
+        # scenario, settings and B (one compile per process, not per instance:
+        # RLlib builds one-copy envs per sub-env, see JaxMARLMPEEnv).
         self._host_dtypes = {a: (np.float32 if isinstance(self.action_spaces[a], gym.spaces.Box)
                                  else np.int32) for a in self.possible_agents}
         sizes = [int(np.prod(self.observation_spaces[a].shape)) for a in self.possible_agents]
         self._obs_slices = dict(zip(self.possible_agents, (
             slice(int(start), int(start) + size)
             for start, size in zip(np.cumsum([0] + sizes[:-1]), sizes))))
-        self._reset_fn = jax.jit(self._reset_batch)
-        self._step_fn = jax.jit(self._step_batch)
+        self._reset_fn, self._step_fn = _kernels(
+            scenario, self.jax_env, tuple(self.possible_agents),
+            tuple((a, _space_key(self.action_spaces[a])) for a in self.possible_agents),
+            entity_sizes, self.num_envs, real)
+        self._metrics = _EPISODE_METRICS.get(scenario)
+        self._metric_sums: dict[str, np.ndarray] = {}
+        self._last_metrics: dict[str, np.ndarray] | None = None
         self._key = None
         self._state = None
         self._t = 0
@@ -227,27 +245,43 @@ class JaxMARLMPE:
             self._key = jax.random.PRNGKey(0 if seed is None else int(seed))
         self._key, sub = jax.random.split(self._key)
         obs, self._state = self._reset_fn(jax.random.split(sub, self.num_envs))
-        self._t = 0
-        self._needs_reset = False
+        self._start_episode()
         return self._split_obs(np.array(obs))
 
     def set_state(self, state) -> dict[str, np.ndarray]:
         """Starts the B copies from `state` (a JaxMARL state with a leading
         batch axis, e.g. stacked ``state_from_mpe2`` results); returns the obs."""
         self._state = state
-        self._t = 0
-        self._needs_reset = False
-        return self._split_obs(np.array(self._concat_obs(jax.vmap(self.jax_env.get_obs)(state))))
+        self._start_episode()
+        obs = jax.vmap(self.jax_env.get_obs)(state)
+        return self._split_obs(np.array(_concat_obs(obs, self.possible_agents, self.num_envs)))
+
+    def episode_metrics(self) -> list[dict[str, float]]:
+        """The paper's task metrics (envs/mpe_metrics.py, same names and
+        definitions) of the B episodes that ended at the last step, one dict per
+        copy; empty dicts for scenarios without metrics. Read after the step that
+        returned truncated (with autoreset the copies have already restarted)."""
+        if self._last_metrics is None:
+            raise RuntimeError("episode_metrics() before any episode ended.")
+        names = list(self._last_metrics)
+        return [{name: float(self._last_metrics[name][b]) for name in names}
+                for b in range(self.num_envs)]
 
     def step(self, actions: Mapping[str, Any]):
         if self._needs_reset:
             raise RuntimeError("JaxMARLMPE.step before reset (or after an episode ended "
                                "with autoreset=False): call reset() first.")
         host = {a: np.asarray(actions[a], self._host_dtypes[a]) for a in self.possible_agents}
-        obs, self._state, rewards = self._step_fn(self._state, host)
-        obs, rewards = (np.array(x) for x in jax.device_get((obs, rewards)))
+        obs, self._state, rewards, per_step, last = self._step_fn(self._state, host)
+        obs, rewards, per_step, last = jax.device_get((obs, rewards, per_step, last))
+        obs, rewards = np.array(obs), np.array(rewards)
+        for name, value in per_step.items():
+            self._metric_sums[name] += value
         self._t += 1
         ended = self._t >= self.max_cycles
+        if ended:
+            self._last_metrics = (self._metrics.result(self._metric_sums, last, self._t)
+                                  if self._metrics else {})
         truncated = np.full(self.num_envs, ended)
         terminated = np.zeros(self.num_envs, dtype=bool)
         rewards = {a: rewards[:, i] for i, a in enumerate(self.possible_agents)}
@@ -263,41 +297,74 @@ class JaxMARLMPE:
 
     # ------------------------------------------------------------- internals
 
-    def _reset_batch(self, keys):
-        obs, state = jax.vmap(self._reset_one)(keys)
-        return self._concat_obs(obs), state
-
-    def _reset_one(self, key):
-        key, sub = jax.random.split(key)
-        _, state = self.jax_env.reset(key)
-        env = self.jax_env
-        if self.scenario in ("simple_tag", "simple_world_comm"):
-            # mpe2 draws these landmarks from U(-0.9, 0.9); JaxMARL from U(-1, 1).
-            landmarks = jax.random.uniform(sub, (env.num_landmarks, 2), minval=-0.9, maxval=0.9)
-            state = state.replace(p_pos=state.p_pos.at[env.num_agents:].set(landmarks))
-        if self.scenario == "simple_crypto":
-            k_goal, k_key = jax.random.split(sub)
-            one_hot = jnp.asarray(_CRYPTO_ONE_HOT)
-            state = state.replace(
-                goal_colour=one_hot[jax.random.randint(k_goal, (), 0, 2)],
-                private_key=one_hot[jax.random.randint(k_key, (), 0, 2)])
-        return env.get_obs(state), state
-
-    def _step_batch(self, state, actions):
-        actions = {a: self._packers[a](actions[a]) for a in self.possible_agents}
-        # MPE has no motor or message noise by default: the step key is unused.
-        keys = jnp.zeros((self.num_envs, 2), dtype=jnp.uint32)
-        obs, state, rewards, _, _ = jax.vmap(self.jax_env.step_env)(keys, state, actions)
-        rewards = jnp.stack([rewards[a] for a in self.possible_agents], axis=1)
-        return self._concat_obs(obs), state, rewards.astype(jnp.float32)
-
-    def _concat_obs(self, obs):
-        """[B, sum of obs dims] in possible_agents order (split on the host)."""
-        return jnp.concatenate([obs[a].reshape(self.num_envs, -1).astype(jnp.float32)
-                                for a in self.possible_agents], axis=1)
+    def _start_episode(self) -> None:
+        self._t = 0
+        self._needs_reset = False
+        names = self._metrics.summed if self._metrics else ()
+        self._metric_sums = {name: np.zeros(self.num_envs) for name in names}
 
     def _split_obs(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         return {a: obs[:, self._obs_slices[a]] for a in self.possible_agents}
+
+
+class JaxMARLMPEEnv(MultiAgentEnv):
+    """One copy of a JaxMARL-stepped MPE scenario as an RLlib MultiAgentEnv:
+    what ``mpe/<scenario>`` with ``env_config={"backend": "jaxmarl"}`` builds.
+
+    RLlib builds one of these per sub-env (for spaces, seeding, and RLlib's own
+    sampler, which steps it one copy at a time: correct, not fast). MADDPG's
+    lockstep sampler instead asks the first one for ``batched(num_envs, seed)``:
+    one ``JaxMARLMPE`` stepping all of a runner's copies in one call, and steps
+    that (rllib_maddpg/sampler.py). Agents, spaces, ``action_simplex_segments``
+    and ``strict_lockstep`` are the mpe2 env's.
+    """
+
+    def __init__(self, scenario: str, env_config: Mapping[str, Any] | None = None):
+        self._scenario = scenario
+        self._config = dict(env_config or {})
+        self._one = JaxMARLMPE(scenario, 1, self._config, autoreset=False)
+        self.possible_agents = list(self._one.possible_agents)
+        self.agents = list(self.possible_agents)
+        self._agent_ids = set(self.possible_agents)
+        self.observation_spaces = dict(self._one.observation_spaces)
+        self.action_spaces = dict(self._one.action_spaces)
+        self.observation_space = gym.spaces.Dict(self.observation_spaces)
+        self.action_space = gym.spaces.Dict(self.action_spaces)
+        self.action_simplex_segments = dict(self._one.action_simplex_segments)
+        self.strict_lockstep = True  # MPE agents act at every step until the time limit
+        self.max_cycles = self._one.max_cycles
+        self._metrics: dict[str, float] = {}
+        super().__init__()
+
+    def get_observation_space(self, agent_id):
+        return self.observation_spaces[agent_id]
+
+    def get_action_space(self, agent_id):
+        return self.action_spaces[agent_id]
+
+    def batched(self, num_envs: int, seed: int | None = None) -> "JaxMARLMPE":
+        """B = num_envs copies of this env (same scenario and settings), auto-resetting."""
+        env = JaxMARLMPE(self._scenario, num_envs, self._config, autoreset=True)
+        env.reset(seed=seed)  # the sampler resets it again, with the same seed: the same episodes
+        return env
+
+    def reset(self, *, seed=None, options=None):
+        obs = self._one.reset(seed=seed)
+        self._metrics = {}
+        return {a: o[0] for a, o in obs.items()}, {}
+
+    def step(self, action_dict):
+        actions = {a: np.asarray(action_dict[a])[None] for a in self.possible_agents}
+        obs, rewards, terminated, truncated, _ = self._one.step(actions)
+        over = bool(terminated[0] or truncated[0])
+        if over:
+            self._metrics = self._one.episode_metrics()[0]
+        done = lambda flag: {**{a: bool(flag[0]) for a in self.possible_agents}, "__all__": bool(flag[0])}
+        return ({a: o[0] for a, o in obs.items()}, {a: float(r[0]) for a, r in rewards.items()},
+                done(terminated), done(truncated), {})
+
+    def episode_metrics(self) -> dict[str, float]:
+        return dict(self._metrics)
 
 
 def state_from_mpe2(scenario: str, world, max_cycles: int = 25):
@@ -372,14 +439,226 @@ def _jaxmarl_kwargs(scenario: str, config: Mapping[str, Any]) -> dict:
     return kwargs
 
 
-def _action_packer(space: gym.Space):
+def _action_packer(key: tuple):
     """Turns a batch of the plugin's actions into the batch JaxMARL takes (traced)."""
-    if isinstance(space, gym.spaces.Box):  # clipped, as the plugin's mpe2 envs do
-        low, high = float(np.min(space.low)), float(np.max(space.high))
+    kind = key[0]
+    if kind == "box":  # clipped, as the plugin's mpe2 envs do
+        low, high = key[1], key[2]
         return lambda a: jnp.clip(a, low, high)
-    if isinstance(space, gym.spaces.MultiDiscrete):  # move + 5 * say
-        strides = np.concatenate(([1], np.cumprod(space.nvec[:-1]))).astype(np.int32)
+    if kind == "multi_discrete":  # move + 5 * say
+        strides = np.concatenate(([1], np.cumprod(key[1][:-1]))).astype(np.int32)
         return lambda a: a @ jnp.asarray(strides)
+    return lambda a: a.reshape(-1)
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_env(scenario: str, jax_kwargs: tuple, continuous: bool, max_cycles: int, real: str):
+    cls = JAXMARL_ENV_IDS[scenario][1]
+    return cls(action_type=CONTINUOUS_ACT if continuous else DISCRETE_ACT,
+               max_steps=max_cycles, **dict(jax_kwargs))
+
+
+def _space_key(space: gym.Space) -> tuple:
+    """A hashable description of an action space, for the kernel cache."""
+    if isinstance(space, gym.spaces.Box):
+        return ("box", float(np.min(space.low)), float(np.max(space.high)))
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return ("multi_discrete", tuple(int(n) for n in space.nvec))
     if isinstance(space, gym.spaces.Discrete):
-        return lambda a: a.reshape(-1)
+        return ("discrete", int(space.n))
     raise TypeError(f"Unsupported action space {space!r}.")
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(scenario: str, env, agents: tuple, action_keys: tuple, sizes: tuple,
+             num_envs: int, real: str):
+    """The jitted (reset, step) of B copies; cached so that equal envs compile once."""
+    packers = {a: _action_packer(key) for a, key in action_keys}
+    metrics = _EPISODE_METRICS.get(scenario)
+
+    def reset_one(key):
+        key, sub = jax.random.split(key)
+        _, state = env.reset(key)
+        if scenario in ("simple_tag", "simple_world_comm"):
+            # mpe2 draws these landmarks from U(-0.9, 0.9); JaxMARL from U(-1, 1).
+            landmarks = jax.random.uniform(sub, (env.num_landmarks, 2), minval=-0.9, maxval=0.9)
+            state = state.replace(p_pos=state.p_pos.at[env.num_agents:].set(landmarks))
+        if scenario == "simple_crypto":
+            k_goal, k_key = jax.random.split(sub)
+            one_hot = jnp.asarray(_CRYPTO_ONE_HOT)
+            state = state.replace(
+                goal_colour=one_hot[jax.random.randint(k_goal, (), 0, 2)],
+                private_key=one_hot[jax.random.randint(k_key, (), 0, 2)])
+        return env.get_obs(state), state
+
+    def reset_batch(keys):
+        obs, state = jax.vmap(reset_one)(keys)
+        return _concat_obs(obs, agents, num_envs), state
+
+    def step_batch(state, actions):
+        actions = {a: packers[a](actions[a]) for a in agents}
+        # MPE has no motor or message noise by default: the step key is unused.
+        keys = jnp.zeros((num_envs, 2), dtype=jnp.uint32)
+        obs, state, rewards, _, _ = jax.vmap(env.step_env)(keys, state, actions)
+        rewards = jnp.stack([rewards[a] for a in agents], axis=1)
+        per_step, last = jax.vmap(metrics.terms(env, jnp.asarray(sizes)))(state) if metrics else ({}, {})
+        return _concat_obs(obs, agents, num_envs), state, rewards.astype(jnp.float32), per_step, last
+
+    return jax.jit(reset_batch), jax.jit(step_batch)
+
+
+def _concat_obs(obs, agents, num_envs: int):
+    """[B, sum of obs dims] in the given (mpe2's) agent order (split on the host)."""
+    return jnp.concatenate([obs[a].reshape(num_envs, -1).astype(jnp.float32) for a in agents], axis=1)
+
+
+# ------------------------------------------------------- the paper's metrics
+#
+# envs/mpe_metrics.py computes them from an mpe2 world, one copy at a time;
+# here the same definitions are computed from JaxMARL's state inside the jitted
+# step (vmapped over copies), with mpe2's entity sizes. `terms(env, size)(state)`
+# gives, after a step, the per-step terms the episode sums (`summed`) and the
+# values read at the last step; `result` turns an ended episode's sums and last values into the
+# metrics named as in mpe_metrics.py. tests/unit/test_jaxmarl_mpe.py checks
+# them against mpe_metrics on the same episodes.
+
+
+def _distance(p, q):
+    return jnp.sqrt(jnp.sum(jnp.square(p - q), axis=-1))
+
+
+class _SpreadMetrics:
+    summed = ("distance_sum", "collisions")
+
+    @staticmethod
+    def terms(env, size):
+        n = env.num_agents
+        i, j = np.triu_indices(n, 1)
+
+        def fn(state):
+            agents, landmarks = state.p_pos[:n], state.p_pos[n:]
+            to_landmarks = _distance(landmarks[:, None], agents[None])  # [L, N]
+            apart = _distance(agents[i], agents[j])
+            collisions = jnp.sum(apart < size[i] + size[j])
+            return {"distance_sum": to_landmarks.min(1).mean(), "collisions": collisions}, {}
+        return fn
+
+    @staticmethod
+    def result(sums, last, steps):
+        return {"mean_landmark_distance": sums["distance_sum"] / max(steps, 1),
+                "collisions": sums["collisions"]}
+
+
+class _AdversaryMetrics:
+    summed = ()
+
+    @staticmethod
+    def terms(env, size):
+        n, n_adv = env.num_agents, env.num_adversaries  # adversaries first, as in mpe2
+
+        def fn(state):
+            goal = n + state.goal
+            to_goal = _distance(state.p_pos[:n], state.p_pos[goal])
+            return {}, {"good_distance": to_goal[n_adv:].min(),
+                        "adversary_distance": to_goal[:n_adv].min(),
+                        "radius": 2 * size[goal]}
+        return fn
+
+    @staticmethod
+    def result(sums, last, steps):
+        good, bad = last["good_distance"], last["adversary_distance"]
+        good_success = (good < last["radius"]).astype(float)
+        adversary_success = (bad < last["radius"]).astype(float)
+        return {"good_distance": good, "adversary_distance": bad, "good_success": good_success,
+                "adversary_success": adversary_success,
+                "success_difference": good_success - adversary_success,
+                "good_success_r04": (good < REPLICATION_RADIUS).astype(float),
+                "adversary_success_r04": (bad < REPLICATION_RADIUS).astype(float)}
+
+
+class _SpeakerListenerMetrics:
+    summed = ()
+
+    @staticmethod
+    def terms(env, size):
+        n = env.num_agents  # speaker_0, listener_0
+
+        def fn(state):
+            goal = n + state.goal
+            return {}, {"target_distance": _distance(state.p_pos[1], state.p_pos[goal]),
+                        "touching": size[1] + size[goal]}
+        return fn
+
+    @staticmethod
+    def result(sums, last, steps):
+        d = last["target_distance"]
+        return {"target_distance": d, "target_reached": (d < last["touching"]).astype(float),
+                "target_reached_r04": (d < REPLICATION_RADIUS).astype(float)}
+
+
+class _TagMetrics:
+    summed = ("touches",)
+
+    @staticmethod
+    def terms(env, size):
+        n, n_adv = env.num_agents, env.num_adversaries  # predators first, as in mpe2
+
+        def fn(state):
+            predators, prey = state.p_pos[:n_adv], state.p_pos[n_adv:n]
+            apart = _distance(predators[:, None], prey[None])
+            touching = apart < size[:n_adv, None] + size[None, n_adv:n]
+            return {"touches": jnp.sum(touching)}, {}
+        return fn
+
+    @staticmethod
+    def result(sums, last, steps):
+        return {"touches": sums["touches"]}
+
+
+class _PushMetrics:
+    summed = ("adversary_frames", "agent_frames")
+
+    @staticmethod
+    def terms(env, size):
+        n, n_adv = env.num_agents, env.num_adversaries
+
+        def fn(state):
+            goal = n + state.goal
+            touching = _distance(state.p_pos[:n], state.p_pos[goal]) < size[:n] + size[goal]
+            return {"adversary_frames": jnp.any(touching[:n_adv]),
+                    "agent_frames": jnp.any(touching[n_adv:])}, {}
+        return fn
+
+    @staticmethod
+    def result(sums, last, steps):
+        return {"adversary_on_goal_frames": sums["adversary_frames"],
+                "agent_on_goal_frames": sums["agent_frames"]}
+
+
+class _CryptoMetrics:
+    summed = ()
+
+    @staticmethod
+    def terms(env, size):
+        def fn(state):  # JaxMARL's order: eve_0, alice_0, bob_0
+            goal = jnp.argmax(state.goal_colour)
+
+            def decoded(c):
+                return jnp.any(c != 0) & (jnp.argmax(c) == goal)
+            return {}, {"eve_success": decoded(state.c[0]), "bob_success": decoded(state.c[2])}
+        return fn
+
+    @staticmethod
+    def result(sums, last, steps):
+        return {"bob_success": last["bob_success"].astype(float),
+                "eve_success": last["eve_success"].astype(float)}
+
+
+_EPISODE_METRICS = {
+    "simple_spread": _SpreadMetrics,
+    "simple_adversary": _AdversaryMetrics,
+    "simple_speaker_listener": _SpeakerListenerMetrics,
+    "simple_tag": _TagMetrics,
+    "simple_push": _PushMetrics,
+    "simple_crypto": _CryptoMetrics,
+}

@@ -36,6 +36,12 @@ pays each agent its own reward, mixed with a global term by ``local_ratio``
 in simple_reference and simple_spread, and its simple_reference reward is
 -distance where the original's is -distance^2. On speaker-listener the
 original's reward is twice mpe2's. Default False.
+
+``env_config={"backend": "jaxmarl"}`` steps the scenario with JaxMARL's JAX
+port instead of mpe2 (optional extra ``jaxmarl``; envs/jaxmarl_mpe.py): the
+same agents, spaces, observations and rewards to float32 precision, and
+MADDPG's lockstep sampler then steps all of a runner's
+``num_envs_per_env_runner`` copies in one jitted call. Default ``"mpe2"``.
 """
 
 from __future__ import annotations
@@ -87,6 +93,14 @@ def make_mpe_env(
     """
     module = _scenario_module(scenario)
     kwargs = {**DEFAULT_MPE_KWARGS, **dict(env_config or {})}
+    backend = kwargs.pop("backend", "mpe2")
+    if backend == "jaxmarl":
+        return _jaxmarl_env(scenario, kwargs)
+    if backend != "mpe2":
+        raise ValueError(
+            f"env_config backend={backend!r} is invalid: use 'mpe2' (default) or 'jaxmarl' "
+            "(JaxMARL's batched MPE: pip install 'rllib-maddpg[jaxmarl]')."
+        )
     paper_physics = kwargs.pop("paper_physics", False)
     if not isinstance(paper_physics, bool):
         raise ValueError(
@@ -130,6 +144,19 @@ def make_mpe_env(
         par_env, action_adapters=_move_say_adapters(par_env, raw_env.world),
         episode_metrics=metrics, strict_lockstep=True,
     )
+
+
+def _jaxmarl_env(scenario: str, kwargs: dict):
+    """The JaxMARL backend's one-copy env. jax takes one CPU thread and the CPU
+    unless the caller set XLA_FLAGS / JAX_PLATFORMS before jax was imported:
+    env runners act on CPU and run one torch thread each (README)."""
+    import os
+
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    from rllib_maddpg.envs.jaxmarl_mpe import JaxMARLMPEEnv
+
+    return JaxMARLMPEEnv(scenario, kwargs)
 
 
 class _ParallelMPE(aec_to_parallel_wrapper):

@@ -84,6 +84,12 @@ def _run_episode(scenario, continuous, seed=0, action_fn=_random_actions, tol=TO
         np.testing.assert_array_equal(truncs, exp_trunc, err_msg=f"truncated t={t}")
         np.testing.assert_array_equal(terms, exp_term, err_msg=f"terminated t={t}")
     assert truncs.all() and not terms.any()
+    # The paper's task metrics (envs/mpe_metrics.py), computed from JaxMARL's state.
+    expected_metrics = [env.episode_metrics() for env in envs]
+    for b, (ours, theirs) in enumerate(zip(batched.episode_metrics(), expected_metrics)):
+        assert sorted(ours) == sorted(theirs), f"copy {b}: metric names"
+        for name in theirs:
+            np.testing.assert_allclose(ours[name], theirs[name], err_msg=f"copy {b} {name}", **tol)
     return worst
 
 
@@ -184,3 +190,31 @@ def test_scenario_kwargs_are_mapped():
     env = JaxMARLMPE("simple_spread", 2, {"N": 4, "local_ratio": 0.25})
     assert env.jax_env.num_agents == 4 and env.jax_env.local_ratio == 0.25
     assert len(env.possible_agents) == 4
+
+
+def test_one_copy_env_is_the_backend_of_mpe_ids():
+    """`mpe/<scenario>` with backend "jaxmarl": an RLlib MultiAgentEnv of one copy with
+    the mpe2 env's spaces, whose `batched(B)` steps B copies; both give the paper's metrics."""
+    from rllib_maddpg.envs.jaxmarl_mpe import JaxMARLMPEEnv
+
+    env = make_mpe_env("simple_adversary", {"backend": "jaxmarl", "max_cycles": 3})
+    mpe2 = make_mpe_env("simple_adversary", {"max_cycles": 3})
+    assert isinstance(env, JaxMARLMPEEnv) and env.strict_lockstep
+    assert env.possible_agents == mpe2.possible_agents
+    assert env.observation_spaces == mpe2.observation_spaces and env.action_spaces == mpe2.action_spaces
+    obs, _ = env.reset(seed=0)
+    assert all(env.observation_spaces[a].contains(o) for a, o in obs.items())
+    actions = {a: env.action_spaces[a].sample() for a in env.possible_agents}
+    for t in range(3):
+        obs, rewards, terms, truncs, _ = env.step(actions)
+        assert truncs["__all__"] == (t == 2) and not terms["__all__"]
+    assert set(env.episode_metrics()) == set(mpe2.reset(seed=0) and mpe2.episode_metrics() or
+                                              env.episode_metrics())
+    assert "good_success" in env.episode_metrics()
+    batched = env.batched(4, seed=1)
+    assert batched.num_envs == 4 and batched.max_cycles == 3
+
+
+def test_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="backend='jax'"):
+        make_mpe_env("simple_spread", {"backend": "jax"})

@@ -15,7 +15,7 @@ from ray.rllib.policy.sample_batch import SampleBatch
 from rllib_maddpg import joint_batch
 from rllib_maddpg.core import joint as jb
 from rllib_maddpg.sampler import LockstepSampler
-from support import ComeAndGoEnv, StampEnv, build_policies
+from support import BatchedStampEnv, ComeAndGoEnv, StampEnv, build_policies
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +121,43 @@ def test_joint_rows_are_shipped_once_beside_the_agents_own_columns():
         k = int(pb[SampleBatch.AGENT_INDEX][0])
         np.testing.assert_array_equal(pb[jb.ALIVE], joint[jb.alive_col(k)])
     assert joint_batch.agent_steps(batch) == 3 * 8
+
+
+def _sampler_over(envs, config, policies):
+    worker = SimpleNamespace(
+        config=config, worker_index=0,
+        policy_map={a.policy_id: p for a, p in zip(config._maddpg_agents, policies)},
+        async_env=SimpleNamespace(get_sub_environments=lambda: envs),
+    )
+    return LockstepSampler(worker)
+
+
+@pytest.mark.parametrize("terminate", [False, True], ids=["truncated", "terminated"])
+def test_a_batched_env_gives_the_rows_of_its_copies_stepped_one_by_one(terminate):
+    """The batched path (one step() for all copies, arrays, same-step restarts) writes
+    the rows the per-copy path writes for the same copies, copies ending at different
+    steps included; episode metrics come from the batched env."""
+    config, policies = build_policies(env=StampEnv, env_config={"episode_len": 3})
+    one_by_one = _sampler_over([StampEnv({"episode_len": 3 + b, "terminate": terminate})
+                                for b in range(3)], config, policies)
+    batched = _sampler_over([BatchedStampEnv({"episode_len": 3, "terminate": terminate})
+                             for _ in range(3)], config, policies)
+    assert batched.batched_env is not None and one_by_one.batched_env is None
+    for steps in (4, 7):  # episodes run across sample() calls
+        expected, got = rows_of(one_by_one.sample(steps), config._maddpg_agents), \
+            rows_of(batched.sample(steps), config._maddpg_agents)
+        assert sorted(got) == sorted(expected)
+        for column in expected:
+            if column in {jb.actions_col(k) for k in range(3)}:
+                continue  # exploration noise is drawn
+            np.testing.assert_array_equal(got[column], expected[column], err_msg=column)
+    episodes = batched.pop_metrics()
+    assert all(m.custom_metrics == {"length": float(m.episode_length)} for m in episodes)
+    lengths = sorted(m.episode_length for m in episodes)
+    assert lengths == sorted(m.episode_length for m in one_by_one.pop_metrics()) == [3, 3, 3, 4, 4, 5, 5]
+
+
+def test_a_batched_env_is_refused_with_masked_agents():
+    config, policies = build_policies(env=BatchedStampEnv, strict_lockstep=False)
+    with pytest.raises(ValueError, match="strict_lockstep=True"):
+        _sampler_over([BatchedStampEnv()], config, policies)

@@ -5,6 +5,8 @@
         [--peer-python /work/.venv-agilerl/bin/python] [--peer-steps N]
     python benchmarks/throughput.py --env simple_spread --compare-batched 3 6 12 \
         [--window 2000] [--windows 2]
+    /work/venv-jax/bin/python benchmarks/throughput.py --env simple_spread --compare-paths 3 6 12 \
+        [--batched-envs 256] [--batched-fragment 10] [--window 6000] [--windows 2]
 
 1. Raw env: mpe2's parallel_env stepped with random actions in this process
    (one joint step = one `step()` for all agents), resets included; `ratio`
@@ -30,6 +32,18 @@
    drifting load on the machine hits both alike. The last line is then one
    JSON object with, per N, each path's env steps/s, update rounds/s and
    learner time share, and their ratio.
+
+5. With `--compare-paths N ...` (instead of 1-4; run it in the jaxmarl venv,
+   benchmarks/setup_jaxmarl_venv.sh): for each N, three paths in one run:
+   "per_agent" (today's: mpe2, one update per agent), "batched_learner"
+   (mpe2, batched_update="on"; the same algorithm as per_agent, switched) and
+   "batched_env" (env_config backend="jaxmarl": the lockstep sampler steps
+   `--batched-envs` copies in one call, with the batched learner), in
+   rotating timed windows (ABC, CBA, ...). Before and after the windows, the
+   learner alone (`algo.update()` in a loop, `--ceiling-seconds` each) gives
+   each learner's ceiling: env steps per update round (100) over the round's
+   time. One JSON line per N: each path's env steps/s, the ratios to
+   per_agent, and batched_env over its learner's ceiling.
 
 Prints human-readable figures and, as its last line, one JSON object with
 train_env_steps_per_s, raw_env_steps_per_s, ratio and learner_updates_per_s
@@ -188,6 +202,88 @@ def main_compare_batched(args) -> None:
                                    **{f"after_n{n}": round(v, 2) for n, v in zip(args.compare_batched, load[1:])}}}))
 
 
+PATHS = ("per_agent", "batched_learner", "batched_env")
+
+
+def learner_ceiling(algo, seconds: float) -> float:
+    """Env steps/s if sampling were free: env_steps_per_update over the time of one
+    update round (`algo.update()`, minibatch sampling and target actions included)."""
+    rounds, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or rounds < 3:
+        algo.update()
+        rounds += 1
+    return algo.config.env_steps_per_update * rounds / (time.perf_counter() - start)
+
+
+def compare_paths(args, n: int) -> dict:
+    """per_agent / batched_learner (one mpe2 algorithm, switched) and batched_env
+    (a JaxMARL-backed algorithm with the batched learner), in rotating windows."""
+    iteration = min(5000, args.window)
+    mpe2, result_mpe2 = warmed_up_algorithm(args, {"N": n}, "off", iteration_steps=iteration)
+    jax_args = argparse.Namespace(**{**vars(args), "envs_per_runner": args.batched_envs,
+                                     "fragment": args.batched_fragment})
+    jax_algo, result_jax = warmed_up_algorithm(jax_args, {"N": n, "backend": "jaxmarl"}, "on",
+                                               iteration_steps=iteration)
+    results = {"mpe2": result_mpe2, "jax": result_jax}
+
+    def ceilings():
+        mpe2.use_batched_update("off")
+        return {"per_agent": learner_ceiling(mpe2, args.ceiling_seconds),
+                "batched": learner_ceiling(jax_algo, args.ceiling_seconds)}
+
+    before = ceilings()
+    totals = {path: {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "rounds": 0, "learn_seconds": 0.0}
+              for path in PATHS}
+    for w in range(args.windows):
+        for path in (PATHS if w % 2 == 0 else PATHS[::-1]):
+            if path == "batched_env":
+                algo, key = jax_algo, "jax"
+            else:
+                algo, key = mpe2, "mpe2"
+                algo.use_batched_update("off" if path == "per_agent" else "on")
+            results[key], window = timed_window(algo, results[key], args.window)
+            for field in ("steps", "seconds", "cpu_seconds", "rounds"):
+                totals[path][field] += window[field]
+            totals[path]["learn_seconds"] += window["timer_seconds"]["learn"]
+    after = ceilings()
+    mpe2.stop()
+    jax_algo.stop()
+    out = {"n": n, "paths": {}}
+    for path, t in totals.items():
+        out["paths"][path] = {"env_steps_per_s": round(t["steps"] / t["seconds"], 1),
+                              "learn_share": round(t["learn_seconds"] / t["seconds"], 3),
+                              "env_steps": t["steps"], "seconds": round(t["seconds"], 1),
+                              "cpu_util": round(t["cpu_seconds"] / t["seconds"], 3)}
+    rate = {path: out["paths"][path]["env_steps_per_s"] for path in PATHS}
+    out["ratio_batched_learner_vs_per_agent"] = round(rate["batched_learner"] / rate["per_agent"], 3)
+    out["ratio_batched_env_vs_per_agent"] = round(rate["batched_env"] / rate["per_agent"], 3)
+    out["learner_ceiling_env_steps_per_s"] = {
+        name: {"before": round(before[name], 1), "after": round(after[name], 1)} for name in before}
+    batched_ceiling = (before["batched"] + after["batched"]) / 2
+    out["batched_env_vs_its_learner_ceiling"] = round(rate["batched_env"] / batched_ceiling, 3)
+    out["batched_envs"], out["batched_fragment"] = args.batched_envs, args.batched_fragment
+    return out
+
+
+def main_compare_paths(args) -> None:
+    import ray
+
+    ray.init(num_cpus=max(2, args.runners + 1), include_dashboard=False, log_to_driver=False)
+    for n in args.compare_paths:
+        load_before = os.getloadavg()[0]
+        row = compare_paths(args, n)
+        row["loadavg1"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+        row.update(env=args.env, runners=args.runners, envs_per_runner=args.envs_per_runner,
+                   window_env_steps=args.window, windows_per_path=args.windows, torch_num_threads=1)
+        p = row["paths"]
+        print(f"{args.env} N={n}: per-agent {p['per_agent']['env_steps_per_s']:.1f}, batched learner "
+              f"{p['batched_learner']['env_steps_per_s']:.1f}, batched env "
+              f"{p['batched_env']['env_steps_per_s']:.1f} env steps/s; batched env / its learner's "
+              f"ceiling {row['batched_env_vs_its_learner_ceiling']:.3f}", flush=True)
+        print(json.dumps(row), flush=True)
+    ray.shutdown()
+
+
 PEERS = ("agilerl",)
 DEFAULT_PEER_PYTHON = "/work/.venv-agilerl/bin/python"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -247,12 +343,25 @@ def main():
     parser.add_argument("--compare-batched", type=int, nargs="+", metavar="N", default=None,
                         help="per-agent updates vs the batched learner (batched_update) for these numbers "
                              "of agents (env_config N); skips the raw env and peer parts")
-    parser.add_argument("--window", type=int, default=2000, help="env steps per timed window (--compare-batched)")
-    parser.add_argument("--windows", type=int, default=2, help="timed windows per path (--compare-batched)")
+    parser.add_argument("--compare-paths", type=int, nargs="+", metavar="N", default=None,
+                        help="per-agent vs batched learner vs batched env (JaxMARL) for these numbers of "
+                             "agents, one JSON line per N (needs the jaxmarl extra)")
+    parser.add_argument("--batched-envs", type=int, default=256,
+                        help="copies stepped per call on the batched_env path (--compare-paths)")
+    parser.add_argument("--batched-fragment", type=int, default=10,
+                        help="rollout_fragment_length of the batched_env path (--compare-paths)")
+    parser.add_argument("--ceiling-seconds", type=float, default=3.0,
+                        help="seconds of learner-alone rounds per ceiling measurement (--compare-paths)")
+    parser.add_argument("--window", type=int, default=2000,
+                        help="env steps per timed window (--compare-batched, --compare-paths)")
+    parser.add_argument("--windows", type=int, default=2,
+                        help="timed windows per path (--compare-batched, --compare-paths)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.compare_batched:
         return main_compare_batched(args)
+    if args.compare_paths:
+        return main_compare_paths(args)
     if args.peer:
         check_peer(args)
 

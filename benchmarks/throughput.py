@@ -94,6 +94,9 @@ def raw_env_rate(scenario: str, steps: int, seed: int, wrapped: bool = True) -> 
     return steps / (time.perf_counter() - start)
 
 
+LEARNER_DEVICE = {}  # the device the last algorithm built learns on (its policies')
+
+
 def warmed_up_algorithm(args, env_config=None, batched_update="off", iteration_steps=5000):
     """A MADDPG algorithm (Ray already up) trained through the paper's warm-up, and its last result."""
     import rllib_maddpg  # noqa: F401
@@ -108,12 +111,14 @@ def warmed_up_algorithm(args, env_config=None, batched_update="off", iteration_s
             rollout_fragment_length=args.fragment,
         )
         .learners(batched_update=batched_update)
+        .resources(num_gpus=getattr(args, "num_gpus", 0))  # the learner's device (1: the GPU)
         .reporting(min_sample_timesteps_per_iteration=iteration_steps)
         .debugging(seed=args.seed)
     )
     if getattr(args, "warmup", None) is not None:
         config.training(num_steps_sampled_before_learning_starts=args.warmup)
     algo = config.build_algo()
+    LEARNER_DEVICE["device"] = str(algo.agent_policies()[0].device)
     warmup = config.num_steps_sampled_before_learning_starts
     result = algo.train()
     while result["num_env_steps_sampled_lifetime"] < warmup:
@@ -196,6 +201,7 @@ def main_compare_batched(args) -> None:
               f"load {load[-1]:.2f}", flush=True)
     ray.shutdown()
     print(json.dumps({"env": args.env, "runners": args.runners, "envs_per_runner": args.envs_per_runner,
+                      "num_gpus": args.num_gpus, "learner_device": LEARNER_DEVICE.get("device"),
                       "window_env_steps": args.window, "windows_per_path": args.windows,
                       "torch_num_threads": 1, "comparison": rows,
                       "loadavg1": {"start": round(load[0], 2),
@@ -352,6 +358,9 @@ def main():
                         help="rollout_fragment_length of the batched_env path (--compare-paths)")
     parser.add_argument("--ceiling-seconds", type=float, default=3.0,
                         help="seconds of learner-alone rounds per ceiling measurement (--compare-paths)")
+    parser.add_argument("--num-gpus", type=int, default=0,
+                        help="config.resources(num_gpus): 1 puts the learner (the driver's policies and "
+                             "the replay buffer's mirror) on the GPU; env runners act on CPU")
     parser.add_argument("--window", type=int, default=2000,
                         help="env steps per timed window (--compare-batched, --compare-paths)")
     parser.add_argument("--windows", type=int, default=2,

@@ -242,7 +242,8 @@ class DataParallelLearners(_LearnerActors):
                     parts = [(w, g[pid][0][n]) for w, g in zip(weights_of_shard, grads)
                              if g[pid][0][n] is not None]
                     if parts:
-                        param.grad = torch.as_tensor(sum(w * g for w, g in parts), dtype=param.dtype)
+                        param.grad = torch.as_tensor(sum(w * g for w, g in parts), dtype=param.dtype,
+                                                     device=param.device)
                 # The minibatch's mean loss is the size-weighted mean of the shards'.
                 stats[pid][f"{phase}_loss"] = float(sum(w * g[pid][1] for w, g in zip(weights_of_shard, grads)))
                 stats[pid][f"{phase}_grad_norm"] = update.apply_gradients(policy, phase)

@@ -54,7 +54,7 @@ NUM_UPDATE_ROUNDS = "maddpg_num_update_rounds"
 
 
 def _numpy(batch: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
-    return {k: v.numpy() for k, v in batch.items()}
+    return {k: v.cpu().numpy() for k, v in batch.items()}
 
 
 @torch.no_grad()
@@ -132,6 +132,12 @@ class MADDPG(FaultTolerance, Algorithm):
         # All agents in one batched update (batched_learner.py), or None: one update per policy.
         self.batched = None
         self.use_batched_update(config.batched_update)
+        # A learner on a GPU (config.resources(num_gpus=1): RLlib puts the driver's
+        # policies there; env runners act on CPU): D is mirrored on it, so minibatches
+        # are drawn there (core/replay.py).
+        device = self.agent_policies()[0].device
+        if device.type != "cpu" and self.learners is None:
+            self.local_replay_buffer.mirror_on(device)
 
     def use_batched_update(self, mode: str) -> None:
         """Switches the learner between one update per policy ("off") and the batched
@@ -284,13 +290,17 @@ class MADDPG(FaultTolerance, Algorithm):
         """S joint rows from D (rewards standardised if asked) with the target
         actions a'_j = mu'_j(o'_j) of the target actors as they are now
         (`target_actions` False: without; the batched learner computes them itself)."""
-        rows = self.local_replay_buffer.sample(self.config.train_batch_size)
+        buffer, device = self.local_replay_buffer, policies[0].device
+        if buffer.device is not None:  # D mirrored on the learner's device: no copy per minibatch
+            batch = buffer.sample_tensors(self.config.train_batch_size)
+        else:
+            rows = buffer.sample(self.config.train_batch_size)
+            batch = {name: torch.from_numpy(column).to(device) for name, column in rows.items()}
         if self.config.standardize_rewards:
             for k in range(len(self.agents)):
                 column = jb.rewards_col(k)
-                mean, std = self.local_replay_buffer.mean_std(column)
-                rows[column] = ((rows[column] - mean) / max(std, 1e-6)).astype(np.float32)
-        batch = {name: torch.from_numpy(column) for name, column in rows.items()}
+                mean, std = buffer.mean_std(column)
+                batch[column] = (batch[column] - mean) / max(std, 1e-6)
         dtype = policies[0].model.dtype  # float32, unless built under torch's default float64 (tests)
         if dtype != torch.float32:
             batch = {name: v.to(dtype) if v.is_floating_point() else v for name, v in batch.items()}
@@ -304,7 +314,7 @@ class MADDPG(FaultTolerance, Algorithm):
             return None
         buffer, column = self.local_replay_buffer, jb.subpolicy_col(k)
         return {
-            s: {name: torch.from_numpy(v) for name, v in buffer.sample(
+            s: {name: torch.from_numpy(v).to(self.agent_policies()[k].device) for name, v in buffer.sample(
                 self.config.train_batch_size, subset=(column, s)).items()}
             for s in range(agent.num_subpolicies) if buffer.subset_size(column, s) > 0
         }

@@ -114,7 +114,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         or one int for all rows); x itself when the policy has no agent ids."""
         if not self.agent_id_dim:
             return x
-        return torch.cat([x, self.agent_id_one_hot(agents, x.shape[0]).to(x.dtype)], dim=-1)
+        return torch.cat([x, self.agent_id_one_hot(agents, x.shape[0]).to(x.device, x.dtype)], dim=-1)
 
     def agent_id_one_hot(self, agents, rows: int) -> torch.Tensor:
         """id_i of each of `rows` rows: [rows, |G|] one-hot of the agent's position in G."""
@@ -214,13 +214,15 @@ class MADDPGTorchPolicy(TorchPolicyV2):
     ):
         explore = self.config["explore"] if explore is None else explore
         timestep = self.global_timestep if timestep is None else timestep
-        obs = torch.as_tensor(self.actor_inputs(input_dict[SampleBatch.OBS]), dtype=self.model.dtype)
+        # On the policy's device (a GPU on the driver with num_gpus; env runners act on CPU).
+        obs = torch.as_tensor(self.actor_inputs(input_dict[SampleBatch.OBS]), dtype=self.model.dtype,
+                              device=self.device)
         obs = self.with_agent_id(obs, input_dict.get(SampleBatch.AGENT_INDEX) if self.agent_id_dim else None)
         with torch.no_grad():
             out = self.model.per_subpolicy(self.model.actors, obs, self._subpolicy_index(input_dict, len(obs)))
             critic_action = self.action_head.sample(
                 out, explore, self.exploration_noise_scale(timestep)
-            ).numpy()
+            ).cpu().numpy()
         self.global_timestep += len(obs)
         return self.action_head.to_env(critic_action), [], {jb.CRITIC_ACTION: critic_action}
 
@@ -234,7 +236,7 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         """
         dim = self.agents[self.agent_index].obs_dim
         if torch.is_tensor(obs):
-            obs = obs.numpy()
+            obs = obs.cpu().numpy()
         flat = (isinstance(obs, np.ndarray) and obs.ndim == 2 and obs.shape[1] == dim
                 and np.issubdtype(obs.dtype, np.floating))
         if not flat:
@@ -247,9 +249,10 @@ class MADDPGTorchPolicy(TorchPolicyV2):
         if self.num_subpolicies == 1:
             return None
         if jb.SUBPOLICY in input_dict:
-            return torch.as_tensor(np.asarray(input_dict[jb.SUBPOLICY]), dtype=torch.long)
+            return torch.as_tensor(np.asarray(input_dict[jb.SUBPOLICY]), dtype=torch.long,
+                                   device=self.device)
         fixed = self.config["subpolicy_for_acting"]
-        return torch.full((n,), 0 if fixed is None else fixed, dtype=torch.long)
+        return torch.full((n,), 0 if fixed is None else fixed, dtype=torch.long, device=self.device)
 
     def target_actions(self, new_obs: torch.Tensor, subpolicy: Optional[torch.Tensor] = None,
                        agent: Optional[int] = None) -> torch.Tensor:

@@ -9,6 +9,8 @@
 #
 #   --parts       which parts, comma-separated (default all, in this order):
 #                 floor_b1024 (N = 3, 6, 12; minibatch 1024; GPU, CPU 1 thread, CPU all threads),
+#                 gpu_learner (MADDPG training with num_gpus=1: the learner and the replay mirror on
+#                 the GPU, env sampling in the driver on CPU; N = 3, 12; per-agent vs batched),
 #                 throughput (1, 4, 15, 8, 2 runners), floor_b8192 (minibatch 8192; GPU, CPU
 #                 all threads), compile (torch.compile of the shared mode, N = 12, GPU)
 #   --cpu         time on the CPU only (also chosen when torch sees no GPU)
@@ -21,10 +23,11 @@
 # Needs the wheels of benchmarks/gpu/make_bundle.sh in <repo>/.whl (the device image has
 # no ray, gymnasium, pettingzoo, mpe2); installs them to /tmp/site.
 #
-# OUT_DIR gets (at most 8 files):
+# OUT_DIR gets (at most 9 files):
 #   environment.json             Python, torch/CUDA, GPU (torch and nvidia-smi), CPUs, package versions
 #   update_rounds.jsonl          benchmarks/batched_update_floor.py: one line per (N, batch, device, threads)
 #   update_rounds_compile.jsonl  the same for torch.compile (with compile_s) next to eager and graph
+#   learner_on_device.jsonl      benchmarks/throughput.py --compare-batched --num-gpus 1 (0 with --cpu)
 #   throughput.jsonl             benchmarks/throughput.py --env simple_spread: one line per runner count
 #   parts.jsonl                  each part: rc (124: stopped at its limit), seconds, limit
 #   log.txt                      everything the parts printed (stdout and stderr)
@@ -36,7 +39,7 @@ if [ $# -lt 1 ] || [ "${1#-}" != "$1" ]; then
   exit 2
 fi
 OUT=$1; shift
-BUDGET=470; PARTS=floor_b1024,throughput,floor_b8192,compile; CPU_ONLY=0; QUICK=0; INSTALL=1; RAY_STOP=1
+BUDGET=470; PARTS=floor_b1024,gpu_learner,throughput,floor_b8192,compile; CPU_ONLY=0; QUICK=0; INSTALL=1; RAY_STOP=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget) BUDGET=$2; shift 2 ;;
@@ -143,13 +146,20 @@ wanted() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 if [ "$QUICK" = 1 ]; then  # a smoke test of this script: tiny sizes, not figures
   AGENTS="3"; B_SMALL=256; B_LARGE=2048; TIMING=(--reps 2 --seconds 0.05); CHECK=1; COMPILE_AGENTS=3
   RUNNERS="1"; TP=(--steps 2000 --raw-steps 500 --warmup 2000); CAP_FLOOR=120; CAP_TP=240; CAP_LARGE=60; CAP_COMPILE=120
+  GPU_LEARNER_AGENTS="3"; GL=(--window 500 --windows 1 --warmup 1100); CAP_GPU_LEARNER=120
 else
   AGENTS="3 6 12"; B_SMALL=1024; B_LARGE=8192; TIMING=(--reps 5 --seconds 0.25); CHECK=2; COMPILE_AGENTS=12
   RUNNERS="1 4 15 8 2"; TP=(--steps 10000 --raw-steps 5000 --warmup 5000); CAP_FLOOR=130; CAP_TP=60; CAP_LARGE=90; CAP_COMPILE=120
+  GPU_LEARNER_AGENTS="3 12"; GL=(--window 2000 --windows 1 --warmup 2000); CAP_GPU_LEARNER=100
 fi
 if wanted floor_b1024; then
   part floor_b1024 $CAP_FLOOR update_rounds.jsonl $PY "${FLOOR[@]}" --agents $AGENTS --batch-size $B_SMALL \
     --threads $THREADS "${TIMING[@]}" --check-rounds $CHECK --paths loop shared full vmap $GRAPH
+fi
+if wanted gpu_learner; then  # MADDPG training with its learner on the GPU (num_gpus=1), per-agent vs batched
+  part gpu_learner $CAP_GPU_LEARNER learner_on_device.jsonl $PY benchmarks/throughput.py --env simple_spread \
+    --compare-batched $GPU_LEARNER_AGENTS --num-gpus $CUDA "${GL[@]}"
+  ray_stop
 fi
 if wanted throughput; then
   for R in $RUNNERS; do

@@ -195,7 +195,7 @@ class MADDPGNetworks(nn.Module):
         if len(nets) == 1 or subpolicy is None:
             return nets[0](obs)
         outs = torch.stack([net(obs) for net in nets])  # [K, B, out]: K is small
-        return outs[subpolicy.long(), torch.arange(obs.shape[0])]
+        return outs[subpolicy.long(), torch.arange(obs.shape[0], device=obs.device)]
 
     @staticmethod
     def q(critic: nn.Module, obs_n: List[torch.Tensor], act_n: List[torch.Tensor]) -> torch.Tensor:

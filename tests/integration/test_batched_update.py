@@ -145,3 +145,33 @@ def test_replaced_tensors_are_noticed_and_the_stacks_rebuilt(ray_local):
         assert not torch.equal(layer.weight, before)  # the round updated the policy's new tensor
     finally:
         algo.stop()
+
+
+def test_a_replay_mirror_on_the_learners_device_feeds_both_learners_alike(ray_local, float64):
+    """A learner on a GPU draws its minibatches from D's mirror on the device
+    (core/replay.py; MADDPG.setup mirrors D when the policies sit on a GPU). Here
+    the mirror is on the CPU: both learners train from it, to the same weights,
+    and every minibatch row is a row D holds."""
+    from rllib_maddpg.core import joint as jb
+
+    runs = {}
+    for mode in ("off", "on"):
+        algo = spread_config(mode).build_algo()
+        try:
+            assert algo.local_replay_buffer.device is None  # policies on the CPU: no mirror
+            algo.local_replay_buffer.mirror_on("cpu")
+            results = [algo.train() for _ in range(3)]
+            assert results[-1]["counters"]["maddpg_num_update_rounds"] >= 8
+            runs[mode] = weights(algo)
+            buffer = algo.local_replay_buffer
+            buffer.reseed(5)
+            batch = algo.minibatch(algo.agent_policies())
+            buffer.reseed(5)  # the minibatch is the mirror's draw
+            mirror_draw = buffer.sample_tensors(algo.config.train_batch_size)[jb.obs_col(0)]
+            assert torch.equal(batch[jb.obs_col(0)], mirror_draw.to(batch[jb.obs_col(0)].dtype))
+            held = {tuple(row) for row in buffer._data[jb.obs_col(0)][:len(buffer)].tolist()}
+            drawn = batch[jb.obs_col(0)].to(torch.float32).numpy()
+            assert {tuple(row) for row in drawn.tolist()} <= held
+        finally:
+            algo.stop()
+    assert_same_weights(runs["off"], runs["on"])

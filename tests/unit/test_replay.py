@@ -99,3 +99,53 @@ def test_reseed_draws_the_same_minibatches_again():
     buf.reseed(7)
     assert all(np.array_equal(a, buf.sample(8)["x"]) for a in first)
     assert not all(np.array_equal(first[0], b) for b in first[1:])
+
+
+def test_a_mirror_on_a_device_holds_the_host_rows_through_wraparound_and_restore():
+    """mirror_on(device) (a GPU learner's buffer; here the CPU): rows added before and
+    after, through the ring's wraparound and a restore, sample row-aligned on the
+    device, from the rows the host buffer holds."""
+    import torch
+
+    columns = {"a": ((3,), np.float32), "r": ((), np.float32), "img": ((2, 3), np.float32),
+               "done": ((), np.bool_), "k": ((), np.int64)}
+
+    def rows_of(n):
+        return {"a": np.stack([n, n + 1, n + 2], -1).astype(np.float32), "r": -n.astype(np.float32),
+                "img": (n[:, None, None] * np.ones((2, 3))).astype(np.float32),
+                "done": n % 2 == 0, "k": n * 10}
+
+    def check(buf, held):
+        out = buf.sample_tensors(256)
+        assert all(isinstance(v, torch.Tensor) and v.device == buf.device for v in out.values())
+        assert {k: tuple(v.shape) for k, v in out.items()} == {
+            "a": (256, 3), "r": (256,), "img": (256, 2, 3), "done": (256,), "k": (256,)}
+        i = out["k"].numpy() // 10
+        assert set(i) == set(held)  # 256 draws from at most 20 rows
+        np.testing.assert_array_equal(out["a"].numpy(), np.stack([i, i + 1, i + 2], -1))
+        np.testing.assert_array_equal(out["r"].numpy(), -i)
+        np.testing.assert_array_equal(out["img"].numpy(), i[:, None, None] * np.ones((2, 3)))
+        np.testing.assert_array_equal(out["done"].numpy(), i % 2 == 0)
+
+    buf = JointReplayBuffer(20, columns, seed=0)
+    buf.add(rows_of(np.arange(5)))
+    buf.mirror_on("cpu")
+    assert buf.device == torch.device("cpu")
+    check(buf, range(5))
+    buf.add(rows_of(np.arange(5, 33)))  # wraps: rows 13..32 held
+    check(buf, range(13, 33))
+    restored = JointReplayBuffer(20, columns, seed=0)
+    restored.mirror_on("cpu")
+    restored.set_state(buf.get_state())
+    check(restored, range(13, 33))
+    buf.reseed(3)
+    first = buf.sample_tensors(8)["k"]
+    buf.reseed(3)
+    assert torch.equal(first, buf.sample_tensors(8)["k"])
+
+
+def test_sample_tensors_needs_a_mirror():
+    buf = JointReplayBuffer(5, COLUMNS, seed=0)
+    buf.add(rows(0, 3))
+    with pytest.raises(RuntimeError, match="mirror_on"):
+        buf.sample_tensors(2)

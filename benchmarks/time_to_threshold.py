@@ -2,6 +2,8 @@
 
     python benchmarks/time_to_threshold.py --env simple_adversary [--peer agilerl]
         [--peer-python /work/.venv-agilerl/bin/python] [--peer-budget N] [--budget N]
+    /work/venv-jax/bin/python benchmarks/time_to_threshold.py --env simple_spread \
+        --tuned-example simple_spread_jaxmarl [--our-seed S]
 
 Ours: trains MADDPG with the `config` of tuned_examples/<env>.yaml (in the
 driver, as `rllib train file` does, seed 0) until its return threshold is met
@@ -183,6 +185,10 @@ def fmt(x, spec=",.0f"):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, choices=["simple_spread", "simple_adversary"])
+    parser.add_argument("--tuned-example", default=None,
+                        help="ours: tuned_examples/<this>.yaml (default: the --env's own, e.g. "
+                             "simple_spread_jaxmarl for the batched route on the same scenario)")
+    parser.add_argument("--our-seed", type=int, default=None, help="ours: this seed instead of the YAML's")
     parser.add_argument("--peer", choices=["agilerl"], default=None)
     parser.add_argument("--peer-python", default="/work/.venv-agilerl/bin/python")
     parser.add_argument("--budget", type=int, default=None, help="env-step budget of ours (default: the YAML's)")
@@ -197,7 +203,11 @@ def main():
     if args.peer:
         check_peer(args.peer_python)
 
-    spec = read_tuned_example(args.env)
+    spec = read_tuned_example(args.tuned_example or args.env)
+    if spec["config"]["env"] != f"mpe/{args.env}":
+        raise SystemExit(f"{spec['path']} trains {spec['config']['env']}, not mpe/{args.env}")
+    if args.our_seed is not None:
+        spec["config"]["seed"] = args.our_seed
     budget = args.budget or spec["budget"]
     peer_budget = args.peer_budget or budget
     who = "+".join(spec["agents"]) if spec["agents"] else "team (sum over agents)"
@@ -242,7 +252,8 @@ def main():
         print(f"AgileRL stopped by --peer-max-seconds {args.peer_max_seconds:g} after {peer['env_steps']:,} env steps")
 
     out = {
-        "env": args.env, "yaml": spec["path"], "threshold_metric": spec["metric"],
+        "env": args.env, "yaml": spec["path"], "seed": spec["config"].get("seed"),
+        "threshold_metric": spec["metric"],
         "threshold": spec["threshold"], "threshold_agents": spec["agents"] or "all",
         "smoothing_episodes": SMOOTHING, "budget": budget,
         "ours": {k: ours[k] for k in ("reached", "reached_at", "yaml_stop_at", "env_steps", "train_wall_s",

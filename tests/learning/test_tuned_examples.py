@@ -30,10 +30,17 @@ TASK_METRIC_BOUNDS = {
 }
 
 
+def skip_without_its_extra(raw) -> None:
+    """Examples on the JaxMARL backend need the jaxmarl extra (skipped where it is missing)."""
+    if (raw.get("config", {}).get("env_config") or {}).get("backend") == "jaxmarl":
+        pytest.importorskip("jaxmarl", reason="the jaxmarl extra is not installed")
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("path", TUNED, ids=NAMES)
 def test_tuned_example_is_valid_and_stops_at_a_threshold_and_a_budget(path, tmp_path):
     (name, raw), = cli.load_experiment_file(path).items()
+    skip_without_its_extra(raw)
     args = argparse.Namespace(storage_path=str(tmp_path), checkpoint_freq=None, checkpoint_at_end=None)
     spec = cli.prepare_experiment(name, raw, {}, {}, args)  # builds and validates the config
     metrics = [k for k in spec.stop if k.startswith("env_runners/")]
@@ -46,6 +53,7 @@ def test_tuned_example_is_valid_and_stops_at_a_threshold_and_a_budget(path, tmp_
 @pytest.mark.parametrize("path", TUNED, ids=NAMES)
 def test_tuned_example_reaches_its_threshold(path, tmp_path):
     (name, raw), = cli.load_experiment_file(path).items()
+    skip_without_its_extra(raw)
     (metric, threshold), = [(k, v) for k, v in cli.flatten_stop(raw["stop"], "").items()
                             if k.startswith("env_runners/")]
     proc = subprocess.run(

@@ -3,6 +3,7 @@ the plugin's mpe2 env, simple_spread, random actions, one thread.
 
     bash benchmarks/setup_jaxmarl_venv.sh            # once: /work/venv-jax
     PYTHONPATH=$PWD nice -n 19 /work/venv-jax/bin/python benchmarks/batched_env.py
+    PYTHONPATH=$PWD nice -n 19 /work/venv-vmas/bin/python benchmarks/batched_env.py --vmas   # VMAS's port instead
 
 Prints one JSON line. "adapter" is JaxMARLMPE.step as a sampler would call it:
 numpy actions in, numpy obs/rewards out (host<->device copies and the
@@ -23,6 +24,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import json
 import platform
+import sys
 import time
 
 import numpy as np
@@ -103,7 +105,48 @@ def bench_mpe2():
     return {"env_steps_per_s": round(calls / secs), "ms_per_step": round(1000 * secs / calls, 4)}
 
 
+def bench_vmas(num_envs):
+    """VMAS's simple_spread port through the plugin's adapter (envs/vmas_env.py), as the
+    sampler calls it: numpy in and out, ended copies restarted (its own dynamics: not
+    mpe2's, so a rate only)."""
+    import torch
+
+    from rllib_maddpg.envs.vmas_env import VmasBatched
+
+    torch.set_num_threads(1)
+    env = VmasBatched(SCENARIO, num_envs, {"max_steps": 25}, seed=0)
+    rng = np.random.default_rng(0)
+    pool = [{a: rng.uniform(-1, 1, (num_envs, 2)).astype(np.float32) for a in env.possible_agents}
+            for _ in range(8)]
+    env.reset(seed=0)
+    i = [0]
+
+    def one():
+        env.step(pool[i[0] % 8])
+        i[0] += 1
+
+    one()
+    calls, secs = _timed(one, SECONDS)
+    return {"B": num_envs, "adapter_env_steps_per_s": round(calls * num_envs / secs),
+            "adapter_ms_per_call": round(1000 * secs / calls, 3)}
+
+
+def main_vmas():
+    import vmas
+
+    load_before = os.getloadavg()
+    mpe2 = bench_mpe2()
+    adapter = [bench_vmas(b) for b in (1, 64, 512)]
+    print(json.dumps({
+        "scenario": SCENARIO, "seconds_per_figure": SECONDS, "mpe2_plugin_env": mpe2, "vmas_adapter": adapter,
+        "vmas": vmas.__version__, "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
+    }))
+
+
 def main():
+    if "--vmas" in sys.argv[1:]:
+        return main_vmas()
     import jax
     import jaxmarl
 

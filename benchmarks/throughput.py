@@ -112,6 +112,7 @@ def warmed_up_algorithm(args, env_config=None, batched_update="off", iteration_s
         )
         .learners(batched_update=batched_update)
         .resources(num_gpus=getattr(args, "num_gpus", 0))  # the learner's device (1: the GPU)
+        .update_from_dict({"torch_num_threads": getattr(args, "torch_threads", 1)})
         .reporting(min_sample_timesteps_per_iteration=iteration_steps)
         .debugging(seed=args.seed)
     )
@@ -203,7 +204,7 @@ def main_compare_batched(args) -> None:
     print(json.dumps({"env": args.env, "runners": args.runners, "envs_per_runner": args.envs_per_runner,
                       "num_gpus": args.num_gpus, "learner_device": LEARNER_DEVICE.get("device"),
                       "window_env_steps": args.window, "windows_per_path": args.windows,
-                      "torch_num_threads": 1, "comparison": rows,
+                      "torch_num_threads": args.torch_threads, "comparison": rows,
                       "loadavg1": {"start": round(load[0], 2),
                                    **{f"after_n{n}": round(v, 2) for n, v in zip(args.compare_batched, load[1:])}}}))
 
@@ -280,7 +281,8 @@ def main_compare_paths(args) -> None:
         row = compare_paths(args, n)
         row["loadavg1"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
         row.update(env=args.env, runners=args.runners, envs_per_runner=args.envs_per_runner,
-                   window_env_steps=args.window, windows_per_path=args.windows, torch_num_threads=1)
+                   window_env_steps=args.window, windows_per_path=args.windows,
+                   torch_num_threads=args.torch_threads)
         p = row["paths"]
         print(f"{args.env} N={n}: per-agent {p['per_agent']['env_steps_per_s']:.1f}, batched learner "
               f"{p['batched_learner']['env_steps_per_s']:.1f}, batched env "
@@ -358,6 +360,8 @@ def main():
                         help="rollout_fragment_length of the batched_env path (--compare-paths)")
     parser.add_argument("--ceiling-seconds", type=float, default=3.0,
                         help="seconds of learner-alone rounds per ceiling measurement (--compare-paths)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="config torch_num_threads of the trained algorithms (the driver's learner)")
     parser.add_argument("--num-gpus", type=int, default=0,
                         help="config.resources(num_gpus): 1 puts the learner (the driver's policies and "
                              "the replay buffer's mirror) on the GPU; env runners act on CPU")

@@ -2,9 +2,14 @@
 
 Importing this package registers the MPE scenarios with Ray Tune as
 ``mpe/<scenario>`` (e.g. ``"mpe/simple_spread"``), so they can be named in an
-RLlib config. Registration only stores a small creator; mpe2 is imported when
-an env is actually built.
+RLlib config, and VMAS's ports of them as ``vmas/<scenario>`` (optional extra
+``vmas``; envs/vmas_env.py). Registration only stores a small creator; mpe2
+or vmas is imported when an env is actually built.
 """
+
+import functools
+
+from ray.tune.registry import register_env
 
 from rllib_maddpg.envs.mpe import MPE_SCENARIOS, make_mpe_env, register_mpe_envs
 from rllib_maddpg.envs.pettingzoo_env import (
@@ -15,7 +20,23 @@ from rllib_maddpg.envs.pettingzoo_env import (
     register_pettingzoo_env,
 )
 
+
+
+def _make_vmas_env(scenario: str, env_config=None):
+    from rllib_maddpg.envs.vmas_env import VmasEnv
+
+    return VmasEnv(scenario, env_config)
+
+
+def register_vmas_env(scenario: str) -> None:
+    """Registers ``vmas/<scenario>`` for a VMAS scenario name (vmas is imported when
+    the env is built; envs/vmas_env.py says which env_config keys it takes)."""
+    register_env(f"vmas/{scenario}", functools.partial(_make_vmas_env, scenario))
+
+
 register_mpe_envs()
+for _scenario in MPE_SCENARIOS:  # VMAS's ports of the nine MPE scenarios
+    register_vmas_env(_scenario)
 
 __all__ = [
     "ActionAdapter",
@@ -27,6 +48,7 @@ __all__ = [
     "make_mpe_env",
     "register_mpe_envs",
     "register_pettingzoo_env",
+    "register_vmas_env",
 ]
 
 

@@ -27,17 +27,11 @@ sampler; the first agent's attaches every agent's columns
 JOINT_ROWS batch.
 
 Batched envs: when a runner's sub-envs offer `batched(num_envs, seed)` (the
-JaxMARL MPE backend, envs/jaxmarl_mpe.py), the sampler asks the first for one
-env stepping all E copies and calls its `step` once per step, with arrays
-instead of per-copy dicts:
-
-    step({agent: [E, ...] actions}) -> obs {agent: [E, obs_dim]}, rewards
-    {agent: [E]}, terminated [E], truncated [E], info
-
-with every agent present at every step (strict lockstep) and copies that
-ended restarted in the same call: their first observations are in `obs`,
-their last in `info["final_obs"]`; `episode_metrics()` then gives one dict
-per copy. The sub-envs RLlib built are not stepped.
+JaxMARL MPE backend, VMAS; the protocol: envs/batched.py), the sampler asks
+the first for one env stepping all E copies and calls its `step` once per
+step, with arrays instead of per-copy dicts; every agent acts at every step,
+and ended copies restart within the step. The sub-envs RLlib built are not
+stepped.
 
 Not supported here (set `use_lockstep_sampler=False` for RLlib's sampler):
 RLlib's per-episode callbacks (on_episode_start/step/end) and observation

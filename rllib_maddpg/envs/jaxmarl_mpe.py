@@ -100,8 +100,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         f"Import failed with: {err}"
     ) from err
 
-from ray.rllib.env.multi_agent_env import MultiAgentEnv
-
+from rllib_maddpg.envs.batched import OneCopyEnv
 from rllib_maddpg.envs.mpe import MPE_SCENARIOS, make_mpe_env
 from rllib_maddpg.envs.mpe_metrics import REPLICATION_RADIUS
 
@@ -307,64 +306,25 @@ class JaxMARLMPE:
         return {a: obs[:, self._obs_slices[a]] for a in self.possible_agents}
 
 
-class JaxMARLMPEEnv(MultiAgentEnv):
+class JaxMARLMPEEnv(OneCopyEnv):
     """One copy of a JaxMARL-stepped MPE scenario as an RLlib MultiAgentEnv:
-    what ``mpe/<scenario>`` with ``env_config={"backend": "jaxmarl"}`` builds.
-
-    RLlib builds one of these per sub-env (for spaces, seeding, and RLlib's own
-    sampler, which steps it one copy at a time: correct, not fast). MADDPG's
-    lockstep sampler instead asks the first one for ``batched(num_envs, seed)``:
-    one ``JaxMARLMPE`` stepping all of a runner's copies in one call, and steps
-    that (rllib_maddpg/sampler.py). Agents, spaces, ``action_simplex_segments``
-    and ``strict_lockstep`` are the mpe2 env's.
+    what ``mpe/<scenario>`` with ``env_config={"backend": "jaxmarl"}`` builds
+    (envs/batched.py). Agents, spaces, ``action_simplex_segments`` and
+    ``strict_lockstep`` are the mpe2 env's; ``batched(num_envs, seed)`` is the
+    ``JaxMARLMPE`` the lockstep sampler steps.
     """
 
     def __init__(self, scenario: str, env_config: Mapping[str, Any] | None = None):
-        self._scenario = scenario
-        self._config = dict(env_config or {})
-        self._one = JaxMARLMPE(scenario, 1, self._config, autoreset=False)
-        self.possible_agents = list(self._one.possible_agents)
-        self.agents = list(self.possible_agents)
-        self._agent_ids = set(self.possible_agents)
-        self.observation_spaces = dict(self._one.observation_spaces)
-        self.action_spaces = dict(self._one.action_spaces)
-        self.observation_space = gym.spaces.Dict(self.observation_spaces)
-        self.action_space = gym.spaces.Dict(self.action_spaces)
+        self._scenario, self._config = scenario, dict(env_config or {})
+        super().__init__(JaxMARLMPE(scenario, 1, self._config))
         self.action_simplex_segments = dict(self._one.action_simplex_segments)
-        self.strict_lockstep = True  # MPE agents act at every step until the time limit
         self.max_cycles = self._one.max_cycles
-        self._metrics: dict[str, float] = {}
-        super().__init__()
-
-    def get_observation_space(self, agent_id):
-        return self.observation_spaces[agent_id]
-
-    def get_action_space(self, agent_id):
-        return self.action_spaces[agent_id]
 
     def batched(self, num_envs: int, seed: int | None = None) -> "JaxMARLMPE":
         """B = num_envs copies of this env (same scenario and settings), auto-resetting."""
-        env = JaxMARLMPE(self._scenario, num_envs, self._config, autoreset=True)
+        env = JaxMARLMPE(self._scenario, num_envs, self._config)
         env.reset(seed=seed)  # the sampler resets it again, with the same seed: the same episodes
         return env
-
-    def reset(self, *, seed=None, options=None):
-        obs = self._one.reset(seed=seed)
-        self._metrics = {}
-        return {a: o[0] for a, o in obs.items()}, {}
-
-    def step(self, action_dict):
-        actions = {a: np.asarray(action_dict[a])[None] for a in self.possible_agents}
-        obs, rewards, terminated, truncated, _ = self._one.step(actions)
-        over = bool(terminated[0] or truncated[0])
-        if over:
-            self._metrics = self._one.episode_metrics()[0]
-        done = lambda flag: {**{a: bool(flag[0]) for a in self.possible_agents}, "__all__": bool(flag[0])}
-        return ({a: o[0] for a, o in obs.items()}, {a: float(r[0]) for a, r in rewards.items()},
-                done(terminated), done(truncated), {})
-
-    def episode_metrics(self) -> dict[str, float]:
-        return dict(self._metrics)
 
 
 def state_from_mpe2(scenario: str, world, max_cycles: int = 25):

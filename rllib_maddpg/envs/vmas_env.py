@@ -35,7 +35,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from rllib_maddpg.envs.batched import OneCopyEnv
 
 try:
     import vmas
@@ -128,46 +128,14 @@ class VmasBatched:
                 for a in self.possible_agents}
 
 
-class VmasEnv(MultiAgentEnv):
+class VmasEnv(OneCopyEnv):
     """One copy of a VMAS scenario as an RLlib MultiAgentEnv (what ``vmas/<scenario>``
-    builds); ``batched(num_envs, seed)`` gives the B-copy env the lockstep sampler steps."""
-
-    strict_lockstep = True  # VMAS agents act at every step of every copy
+    builds; envs/batched.py); ``batched(num_envs, seed)`` gives the B-copy env the
+    lockstep sampler steps."""
 
     def __init__(self, scenario: str, env_config: Mapping[str, Any] | None = None):
         self._scenario, self._config = scenario, dict(env_config or {})
-        self._one = VmasBatched(scenario, 1, self._config)
-        self.possible_agents = list(self._one.possible_agents)
-        self.agents = list(self.possible_agents)
-        self._agent_ids = set(self.possible_agents)
-        self.observation_spaces = dict(self._one.observation_spaces)
-        self.action_spaces = dict(self._one.action_spaces)
-        self.observation_space = gym.spaces.Dict(self.observation_spaces)
-        self.action_space = gym.spaces.Dict(self.action_spaces)
-        self._over = True
-        super().__init__()
-
-    def get_observation_space(self, agent_id):
-        return self.observation_spaces[agent_id]
-
-    def get_action_space(self, agent_id):
-        return self.action_spaces[agent_id]
+        super().__init__(VmasBatched(scenario, 1, self._config))
 
     def batched(self, num_envs: int, seed: int | None = None) -> VmasBatched:
         return VmasBatched(self._scenario, num_envs, self._config, seed=seed)
-
-    def reset(self, *, seed=None, options=None):
-        self._over = False
-        return {a: o[0] for a, o in self._one.reset(seed).items()}, {}
-
-    def step(self, action_dict):
-        if self._over:
-            raise RuntimeError("step() on a VMAS env whose episode is over (or never reset): call reset().")
-        actions = {a: np.asarray(action_dict[a])[None] for a in self.possible_agents}
-        obs, rewards, terminated, truncated, info = self._one.step(actions)
-        if info["final_obs"] is not None:  # this copy ended (and VMAS restarted it): its last obs
-            obs, self._over = info["final_obs"], True
-        flags = [{**{a: bool(x[0]) for a in self.possible_agents}, "__all__": bool(x[0])}
-                 for x in (terminated, truncated)]
-        return ({a: o[0] for a, o in obs.items()}, {a: float(r[0]) for a, r in rewards.items()},
-                flags[0], flags[1], {})

@@ -201,7 +201,6 @@ class LockstepSampler:
         ends (and no further), so the batch holds whole episodes only.
         """
         E, agents, n = len(self.envs), self.agents, len(self.agents)
-        ids = [a.agent_id for a in agents]
         # One entry per step t: arrays over the E sub-envs.
         obs, new_obs, critic_actions, env_actions = ([[] for _ in agents] for _ in range(4))
         rewards, terminateds, truncateds, alive, next_alive = ([] for _ in range(5))
@@ -236,53 +235,18 @@ class LockstepSampler:
             r_t, term_t, trunc_t = (np.zeros((n, E), np.float32), np.zeros((n, E), bool),
                                     np.zeros((n, E), bool))
             next_t = np.zeros((n, E), bool)
-            ended = []
-            if self.batched_env is not None:
-                ended, episode_metrics = self._step_batched(
-                    [env_actions[k][t] for k in range(n)], [new_obs[k][t] for k in range(n)],
-                    r_t, term_t, trunc_t)
+            step = [env_actions[k][t] for k in range(n)], [new_obs[k][t] for k in range(n)]
+            if self.batched_env is None:
+                ended, episode_metrics = self._step_copies(active, *step, r_t, term_t, trunc_t, next_t), None
+            else:
+                ended, episode_metrics = self._step_batched(*step, r_t, term_t, trunc_t)
                 if complete_episodes and not (active[ended].all() and len(ended) in (0, active.sum())):
                     raise RuntimeError(
                         "batch_mode='complete_episodes' with a batched env needs its copies to "
                         "end their episodes at the same step (JaxMARL's MPE does).")
-            for e in np.flatnonzero(active) if self.batched_env is None else ():
-                present = self._present[e]
-                o, r, term, trunc, _ = self.envs[e].step(
-                    {aid: env_actions[k][t][e] for k, aid in enumerate(ids) if present[k]})
-                self._t[e] += 1
-                # A missing "__all__" is False, as RLlib reads it (its own
-                # example envs return an empty truncateds dict).
-                term_all, trunc_all = term.get("__all__", False), trunc.get("__all__", False)
-                # Per env and agent: the hot loop, kept to plain indexing.
-                for k, aid in enumerate(ids):
-                    seen = aid in o
-                    if self.strict and not seen:
-                        self._refuse([aid], f"got no observation at step {self._t[e]} of an episode")
-                    if present[k]:
-                        r_t[k, e] = r.get(aid, 0.0)
-                        term_t[k, e] = term.get(aid, term_all)
-                        trunc_t[k, e] = trunc.get(aid, trunc_all)
-                    # k is in the next joint state if it has o'_k and did not terminate
-                    # (an agent arriving now counts: its first observation is o'_k).
-                    next_t[k, e] = seen and not term_t[k, e]
-                    if next_t[k, e] or (seen and self.strict):
-                        new_obs[k][t][e] = self.flatten[k](o[aid])
-                    self._present[e, k] = seen and not (term_t[k, e] or trunc_t[k, e])
-                over = term_all or trunc_all or not self._present[e].any()
-                if self.strict and not over and not self._present[e].all():
-                    self._refuse([aid for aid, p in zip(ids, self._present[e]) if not p],
-                                 f"finished, or got no observation, at step {self._t[e]} of an "
-                                 "episode while other agents continue")
-                if over:
-                    ended.append(e)
             self._returns += r_t.T
-            for k in range(n):  # each env's next observation (zeros for an absent agent); reset envs overwrite theirs
-                if self.batched_env is not None:
-                    break  # _step_batched set them, restarted copies' first ones included
-                self._obs[k][active] = (new_obs[k][t][active] if self.strict
-                                        else new_obs[k][t][active] * self._present[active, k, None])
             for e in ended:
-                self._end_episode(e, None if self.batched_env is None else episode_metrics[e])
+                self._end_episode(e, None if episode_metrics is None else episode_metrics[e])
                 active[e] = not complete_episodes
             rewards.append(r_t), terminateds.append(term_t), truncateds.append(trunc_t)
             next_alive.append(next_t if not self.strict else alive[-1])
@@ -290,6 +254,47 @@ class LockstepSampler:
 
         return self._rows(agents, obs, new_obs, env_actions, critic_actions, rewards, terminateds,
                           truncateds, alive, next_alive, eps_id, t_col, subpolicy, valid)
+
+    def _step_copies(self, active, actions, new_obs, r_t, term_t, trunc_t, next_t) -> List[int]:
+        """One step of each active sub-env, one env.step() each: fills the step's
+        new_obs [n][E, d], rewards, terminated, truncated and next-alive [n, E] in
+        place, sets the next observations; returns the sub-envs whose episode ended."""
+        ids = [a.agent_id for a in self.agents]
+        ended = []
+        for e in np.flatnonzero(active):
+            present = self._present[e]
+            o, r, term, trunc, _ = self.envs[e].step(
+                {aid: actions[k][e] for k, aid in enumerate(ids) if present[k]})
+            self._t[e] += 1
+            # A missing "__all__" is False, as RLlib reads it (its own
+            # example envs return an empty truncateds dict).
+            term_all, trunc_all = term.get("__all__", False), trunc.get("__all__", False)
+            # Per env and agent: the hot loop, kept to plain indexing.
+            for k, aid in enumerate(ids):
+                seen = aid in o
+                if self.strict and not seen:
+                    self._refuse([aid], f"got no observation at step {self._t[e]} of an episode")
+                if present[k]:
+                    r_t[k, e] = r.get(aid, 0.0)
+                    term_t[k, e] = term.get(aid, term_all)
+                    trunc_t[k, e] = trunc.get(aid, trunc_all)
+                # k is in the next joint state if it has o'_k and did not terminate
+                # (an agent arriving now counts: its first observation is o'_k).
+                next_t[k, e] = seen and not term_t[k, e]
+                if next_t[k, e] or (seen and self.strict):
+                    new_obs[k][e] = self.flatten[k](o[aid])
+                self._present[e, k] = seen and not (term_t[k, e] or trunc_t[k, e])
+            over = term_all or trunc_all or not self._present[e].any()
+            if self.strict and not over and not self._present[e].all():
+                self._refuse([aid for aid, p in zip(ids, self._present[e]) if not p],
+                             f"finished, or got no observation, at step {self._t[e]} of an "
+                             "episode while other agents continue")
+            if over:
+                ended.append(e)
+        for k in range(len(ids)):  # each env's next observation (zeros for an absent agent); reset envs overwrite theirs
+            self._obs[k][active] = (new_obs[k][active] if self.strict
+                                    else new_obs[k][active] * self._present[active, k, None])
+        return ended
 
     def _step_batched(self, actions, new_obs, r_t, term_t, trunc_t):
         """One step of all E copies of the batched env: fills the step's new_obs

@@ -97,14 +97,14 @@ def raw_env_rate(scenario: str, steps: int, seed: int, wrapped: bool = True) -> 
 LEARNER_DEVICE = {}  # the device the last algorithm built learns on (its policies')
 
 
-def warmed_up_algorithm(args, env_config=None, batched_update="off", iteration_steps=5000):
+def warmed_up_algorithm(args, env_config=None, batched_update="off", iteration_steps=5000, env_id=None):
     """A MADDPG algorithm (Ray already up) trained through the paper's warm-up, and its last result."""
     import rllib_maddpg  # noqa: F401
     from rllib_maddpg import MADDPGConfig
 
     config = (
         MADDPGConfig()
-        .environment(f"mpe/{args.env}", env_config=env_config or {})
+        .environment(env_id or f"mpe/{args.env}", env_config=env_config or {})
         .env_runners(
             num_env_runners=args.runners,
             num_envs_per_env_runner=args.envs_per_runner,
@@ -210,6 +210,12 @@ def main_compare_batched(args) -> None:
 
 
 PATHS = ("per_agent", "batched_learner", "batched_env")
+# The batched_env path's env: JaxMARL's MPE (mpe2's dynamics, step for step) or VMAS's port
+# of the scenario (its own dynamics: a rate only; the extra fits the GPU machine's bundle).
+BATCHED_BACKENDS = {
+    "jaxmarl": lambda scenario, n: (f"mpe/{scenario}", {"N": n, "backend": "jaxmarl"}),
+    "vmas": lambda scenario, n: (f"vmas/{scenario}", {"n_agents": n, "max_steps": 25}),
+}
 
 
 def learner_ceiling(algo, seconds: float) -> float:
@@ -229,8 +235,9 @@ def compare_paths(args, n: int) -> dict:
     mpe2, result_mpe2 = warmed_up_algorithm(args, {"N": n}, "off", iteration_steps=iteration)
     jax_args = argparse.Namespace(**{**vars(args), "envs_per_runner": args.batched_envs,
                                      "fragment": args.batched_fragment})
-    jax_algo, result_jax = warmed_up_algorithm(jax_args, {"N": n, "backend": "jaxmarl"}, "on",
-                                               iteration_steps=iteration)
+    env_id, env_config = BATCHED_BACKENDS[args.batched_backend](args.env, n)
+    jax_algo, result_jax = warmed_up_algorithm(jax_args, env_config, "on", iteration_steps=iteration,
+                                               env_id=env_id)
     results = {"mpe2": result_mpe2, "jax": result_jax}
 
     def ceilings():
@@ -269,6 +276,8 @@ def compare_paths(args, n: int) -> dict:
     batched_ceiling = (before["batched"] + after["batched"]) / 2
     out["batched_env_vs_its_learner_ceiling"] = round(rate["batched_env"] / batched_ceiling, 3)
     out["batched_envs"], out["batched_fragment"] = args.batched_envs, args.batched_fragment
+    out["batched_backend"], out["num_gpus"] = args.batched_backend, args.num_gpus
+    out["learner_device"] = LEARNER_DEVICE.get("device")
     return out
 
 
@@ -354,6 +363,8 @@ def main():
     parser.add_argument("--compare-paths", type=int, nargs="+", metavar="N", default=None,
                         help="per-agent vs batched learner vs batched env (JaxMARL) for these numbers of "
                              "agents, one JSON line per N (needs the jaxmarl extra)")
+    parser.add_argument("--batched-backend", choices=sorted(BATCHED_BACKENDS), default="jaxmarl",
+                        help="the batched_env path's env (--compare-paths): JaxMARL's MPE or VMAS's port")
     parser.add_argument("--batched-envs", type=int, default=256,
                         help="copies stepped per call on the batched_env path (--compare-paths)")
     parser.add_argument("--batched-fragment", type=int, default=10,

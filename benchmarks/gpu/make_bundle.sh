@@ -34,6 +34,9 @@ WHEELS=(
   pettingzoo==1.27.0 mpe2==1.1.1 pygame-ce==2.5.8
   typing-extensions==4.16.0
 )
+# Pure-Python packages published as sources only, built into py3 wheels here (run.sh's
+# batched_env part: VMAS's simple_spread, stepped B copies per call; gym is VMAS's import).
+SOURCE_ONLY=(vmas==1.5.2 gym==0.26.2 gym-notices==0.0.8)
 
 # .git/info/exclude is shared by all worktrees of the repository.
 EXCLUDE="$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude"
@@ -59,6 +62,8 @@ for spec in "${WHEELS[@]}"; do
     "${PLATFORMS[@]}" -d "$TMP/raw" "$spec"
 done
 
+$PIP wheel -q --no-deps -w "$TMP/raw" "${SOURCE_ONLY[@]}" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+
 rm -f "$DEST"/*.whl
 # Trimmed to fit the 64 MiB carry limit (repack_wheel.py keeps RECORD consistent):
 #   ray: ray/jars (Java), the dashboard's web client (include_dashboard=False), and the
@@ -78,8 +83,8 @@ for whl in "$TMP"/raw/*.whl; do
 done
 
 count=$(ls "$DEST"/*.whl | wc -l)
-if [ "$count" -ne "${#WHEELS[@]}" ]; then
-  echo "make_bundle.sh: expected ${#WHEELS[@]} wheels, got $count" >&2; ls "$DEST" >&2; exit 1
+if [ "$count" -ne $(( ${#WHEELS[@]} + ${#SOURCE_ONLY[@]} )) ]; then
+  echo "make_bundle.sh: expected $(( ${#WHEELS[@]} + ${#SOURCE_ONLY[@]} )) wheels, got $count" >&2; ls "$DEST" >&2; exit 1
 fi
 ls -l "$DEST"
 wheels=$(du -cb "$DEST"/*.whl | tail -1 | cut -f1)

@@ -11,6 +11,8 @@
 #                 floor_b1024 (N = 3, 6, 12; minibatch 1024; GPU, CPU 1 thread, CPU all threads),
 #                 gpu_learner (MADDPG training with num_gpus=1: the learner and the replay mirror on
 #                 the GPU, env sampling in the driver on CPU; N = 3, 12; per-agent vs batched),
+#                 batched_env (throughput.py --compare-paths 3 12 --batched-backend vmas: per-agent,
+#                 batched learner, and VMAS's simple_spread at 512 copies per call, learner on the GPU),
 #                 throughput (1, 4, 15, 8, 2 runners), floor_b8192 (minibatch 8192; GPU, CPU
 #                 all threads), compile (torch.compile of the shared mode, N = 12, GPU)
 #   --cpu         time on the CPU only (also chosen when torch sees no GPU)
@@ -23,11 +25,12 @@
 # Needs the wheels of benchmarks/gpu/make_bundle.sh in <repo>/.whl (the device image has
 # no ray, gymnasium, pettingzoo, mpe2); installs them to /tmp/site.
 #
-# OUT_DIR gets (at most 9 files):
+# OUT_DIR gets (at most 10 files):
 #   environment.json             Python, torch/CUDA, GPU (torch and nvidia-smi), CPUs, package versions
 #   update_rounds.jsonl          benchmarks/batched_update_floor.py: one line per (N, batch, device, threads)
 #   update_rounds_compile.jsonl  the same for torch.compile (with compile_s) next to eager and graph
 #   learner_on_device.jsonl      benchmarks/throughput.py --compare-batched --num-gpus 1 (0 with --cpu)
+#   batched_env.jsonl            benchmarks/throughput.py --compare-paths 3 12 --batched-backend vmas --num-gpus 1
 #   throughput.jsonl             benchmarks/throughput.py --env simple_spread: one line per runner count
 #   parts.jsonl                  each part: rc (124: stopped at its limit), seconds, limit
 #   log.txt                      everything the parts printed (stdout and stderr)
@@ -39,7 +42,7 @@ if [ $# -lt 1 ] || [ "${1#-}" != "$1" ]; then
   exit 2
 fi
 OUT=$1; shift
-BUDGET=470; PARTS=floor_b1024,gpu_learner,throughput,floor_b8192,compile; CPU_ONLY=0; QUICK=0; INSTALL=1; RAY_STOP=1
+BUDGET=470; PARTS=floor_b1024,gpu_learner,batched_env,throughput,floor_b8192,compile; CPU_ONLY=0; QUICK=0; INSTALL=1; RAY_STOP=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget) BUDGET=$2; shift 2 ;;
@@ -147,10 +150,12 @@ if [ "$QUICK" = 1 ]; then  # a smoke test of this script: tiny sizes, not figure
   AGENTS="3"; B_SMALL=256; B_LARGE=2048; TIMING=(--reps 2 --seconds 0.05); CHECK=1; COMPILE_AGENTS=3
   RUNNERS="1"; TP=(--steps 2000 --raw-steps 500 --warmup 2000); CAP_FLOOR=120; CAP_TP=240; CAP_LARGE=60; CAP_COMPILE=120
   GPU_LEARNER_AGENTS="3"; GL=(--window 500 --windows 1 --warmup 1100); CAP_GPU_LEARNER=120
+  BATCHED_ENV_AGENTS="3"; BE=(--window 1000 --windows 1 --warmup 1100 --batched-envs 32 --batched-fragment 25 --ceiling-seconds 0.5); CAP_BATCHED_ENV=150
 else
   AGENTS="3 6 12"; B_SMALL=1024; B_LARGE=8192; TIMING=(--reps 5 --seconds 0.25); CHECK=2; COMPILE_AGENTS=12
   RUNNERS="1 4 15 8 2"; TP=(--steps 10000 --raw-steps 5000 --warmup 5000); CAP_FLOOR=130; CAP_TP=60; CAP_LARGE=90; CAP_COMPILE=120
   GPU_LEARNER_AGENTS="3 12"; GL=(--window 2000 --windows 1 --warmup 2000); CAP_GPU_LEARNER=100
+  BATCHED_ENV_AGENTS="3 12"; BE=(--window 6400 --windows 1 --warmup 3000 --batched-envs 512 --batched-fragment 25 --ceiling-seconds 1); CAP_BATCHED_ENV=120
 fi
 if wanted floor_b1024; then
   part floor_b1024 $CAP_FLOOR update_rounds.jsonl $PY "${FLOOR[@]}" --agents $AGENTS --batch-size $B_SMALL \
@@ -159,6 +164,11 @@ fi
 if wanted gpu_learner; then  # MADDPG training with its learner on the GPU (num_gpus=1), per-agent vs batched
   part gpu_learner $CAP_GPU_LEARNER learner_on_device.jsonl $PY benchmarks/throughput.py --env simple_spread \
     --compare-batched $GPU_LEARNER_AGENTS --num-gpus $CUDA "${GL[@]}"
+  ray_stop
+fi
+if wanted batched_env; then  # the three paths, the batched env being VMAS's simple_spread, learner on the GPU
+  part batched_env $CAP_BATCHED_ENV batched_env.jsonl $PY benchmarks/throughput.py --env simple_spread \
+    --compare-paths $BATCHED_ENV_AGENTS --batched-backend vmas --num-gpus $CUDA "${BE[@]}"
   ray_stop
 fi
 if wanted throughput; then

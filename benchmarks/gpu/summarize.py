@@ -54,6 +54,21 @@ def main(out_dir):
             print(f"  runners {r['runners']:>2} x {r['envs_per_runner']} envs: {r['train_env_steps_per_s']:8.0f} env steps/s,"
                   f" learner {r['learner_updates_per_s']:6.1f} rounds/s, raw env {r['raw_env_steps_per_s']:7.0f}/s,"
                   f" shares {r.get('time_shares')}")
+    for r in lines(os.path.join(out_dir, "learner_on_device.jsonl")):
+        print(f"== learner_on_device.jsonl: training with the learner on {r.get('learner_device')}")
+        for c in r["comparison"]:
+            print(f"  N = {c['n']:>2}: per-agent {c['off']['env_steps_per_s']:8.1f}, batched "
+                  f"{c['on']['env_steps_per_s']:8.1f} env steps/s; learner rounds/s "
+                  f"{c['off']['update_rounds_per_s_of_learn_time']:.1f} -> {c['on']['update_rounds_per_s_of_learn_time']:.1f}")
+    rows = lines(os.path.join(out_dir, "batched_env.jsonl"))
+    if rows:
+        print(f"== batched_env.jsonl: three paths, learner on {rows[0].get('learner_device')}, "
+              f"batched env {rows[0].get('batched_backend')} x {rows[0].get('batched_envs')}")
+        for r in rows:
+            p = r["paths"]
+            print(f"  N = {r['n']:>2}: per-agent {p['per_agent']['env_steps_per_s']:8.1f}, batched learner "
+                  f"{p['batched_learner']['env_steps_per_s']:8.1f}, batched env {p['batched_env']['env_steps_per_s']:8.1f}"
+                  f" env steps/s ({r['batched_env_vs_its_learner_ceiling']:.2f} of its learner's ceiling)")
     print("== files: " + " ".join(sorted(os.path.basename(f) for f in glob.glob(os.path.join(out_dir, "*")))))
 
 

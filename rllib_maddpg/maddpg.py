@@ -313,8 +313,9 @@ class MADDPG(FaultTolerance, Algorithm):
         if agent.num_subpolicies == 1:
             return None
         buffer, column = self.local_replay_buffer, jb.subpolicy_col(k)
+        device = self.get_policy(agent.policy_id).device
         return {
-            s: {name: torch.from_numpy(v).to(self.agent_policies()[k].device) for name, v in buffer.sample(
+            s: {name: torch.from_numpy(v).to(device) for name, v in buffer.sample(
                 self.config.train_batch_size, subset=(column, s)).items()}
             for s in range(agent.num_subpolicies) if buffer.subset_size(column, s) > 0
         }

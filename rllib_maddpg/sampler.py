@@ -82,6 +82,7 @@ class LockstepSampler:
 
     def __init__(self, worker: RolloutWorker):
         self.agents: List[jb.AgentSpec] = list(worker.config._maddpg_agents)
+        self.ids = [a.agent_id for a in self.agents]
         self.policies = [worker.policy_map[a.policy_id] for a in self.agents]
         # The agents (joint indices) of each policy: a shared policy acts for
         # its whole group in one batched forward per step.
@@ -259,7 +260,7 @@ class LockstepSampler:
         """One step of each active sub-env, one env.step() each: fills the step's
         new_obs [n][E, d], rewards, terminated, truncated and next-alive [n, E] in
         place, sets the next observations; returns the sub-envs whose episode ended."""
-        ids = [a.agent_id for a in self.agents]
+        ids = self.ids
         ended = []
         for e in np.flatnonzero(active):
             present = self._present[e]
@@ -301,7 +302,7 @@ class LockstepSampler:
         [n][E, d], rewards, terminated and truncated [n, E] in place, sets the
         next observations (restarted copies' first ones); returns the copies
         that ended and their episode metrics (None if none ended)."""
-        ids = [a.agent_id for a in self.agents]
+        ids = self.ids
         o, r, term, trunc, info = self.batched_env.step(dict(zip(ids, actions)))
         term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
         over = term | trunc

@@ -65,8 +65,8 @@ the same step. That ``step`` returns ``truncated`` all True, and, with
 With ``autoreset=False`` it returns the last observations in ``obs`` and
 the next ``step`` must be preceded by ``reset``.
 
-Nothing here is imported by ``rllib_maddpg`` or ``rllib_maddpg.envs``: jax
-is imported when this module is.
+Nothing imports this module (and jax) until an env with ``backend:
+"jaxmarl"`` is built (envs/mpe.py) or you import it.
 """
 
 from __future__ import annotations
@@ -321,10 +321,9 @@ class JaxMARLMPEEnv(OneCopyEnv):
         self.max_cycles = self._one.max_cycles
 
     def batched(self, num_envs: int, seed: int | None = None) -> "JaxMARLMPE":
-        """B = num_envs copies of this env (same scenario and settings), auto-resetting."""
-        env = JaxMARLMPE(self._scenario, num_envs, self._config)
-        env.reset(seed=seed)  # the sampler resets it again, with the same seed: the same episodes
-        return env
+        """B = num_envs copies of this env (same scenario and settings), auto-resetting;
+        reset(seed) starts them (the lockstep sampler calls it with `seed`)."""
+        return JaxMARLMPE(self._scenario, num_envs, self._config)  # the sampler resets it (seed)
 
 
 def state_from_mpe2(scenario: str, world, max_cycles: int = 25):

@@ -138,4 +138,5 @@ class VmasEnv(OneCopyEnv):
         super().__init__(VmasBatched(scenario, 1, self._config))
 
     def batched(self, num_envs: int, seed: int | None = None) -> VmasBatched:
+        """B = num_envs copies of this env; the lockstep sampler resets them (seed)."""
         return VmasBatched(self._scenario, num_envs, self._config, seed=seed)
